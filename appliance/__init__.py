@@ -1,0 +1,1 @@
+"""Wiring of sensor -> reconstruct -> storage: CLI, import jobs, daemons."""

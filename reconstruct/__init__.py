@@ -1,0 +1,1 @@
+"""Protocol reconstruction: sans-I/O decoders fed ordered bytes, emitting typed events."""

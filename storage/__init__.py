@@ -1,0 +1,1 @@
+"""Durable records: the DuckDB catalog and the recording store."""
