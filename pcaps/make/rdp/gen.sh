@@ -1,0 +1,414 @@
+#!/bin/bash
+# gen.sh - sessiontap's RDP corpus: real xfreerdp 2.11 -> xrdp 0.9.21 + xorgxrdp sessions on
+# 127.0.0.1:3389, driven with xdotool, captured with tcpdump -i lo (port filter, so no other
+# loopback traffic lands in the capture), plus the secrets needed to decrypt them passively.
+# Adapted from the project's shared capture recipes; the outputs are committed in pcaps/rdp/ and
+# described (by hand, from this script's parameters) in pcaps/rdp/manifest.json.
+#
+# Usage (as root, Debian 12, loopback only):
+#   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
+#   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr
+#   rdp/gen.sh captures           all six captures
+#   rdp/gen.sh all                setup + captures
+#
+# Environment overrides:
+#   OUT            output directory (default: pcaps/rdp of this repository)
+#   MARK           tag put into the typed marker line and the clipboard strings (default: st)
+#   RDP_USER       throwaway test account (default: rdpdemo); RDP_PASS its password (default: a
+#                  fixed generated-looking value, so the manifest and the tests are stable)
+#   CNAME_PREFIX   client name prefix sent in the GCC client core data (default: DEV)
+#   WORK           scratch directory (default: $TMPDIR/sessiontap-rdpgen); must be traversable
+#                  by the test user; logs and screenshots stay there
+#   VENV           python with cryptography + dpkt (default: the repository's .venv if usable,
+#                  else a helper venv made in $WORK by setup)
+#   CLIENT_DISPLAY Xvfb display for the client (default 19; xrdp sessions use :10 up)
+#
+# Only processes started here are stopped, always by PID.
+set -euo pipefail
+
+case "${1:-}" in setup|capture|captures|all) ;; *) sed -n '2,21p' "$0"; exit 2 ;; esac
+TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$TOOLS/../../.." && pwd)
+OUT=${OUT:-$REPO/pcaps/rdp}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+W=${WORK:-${TMPDIR:-/tmp}/sessiontap-rdpgen}
+if [ -z "${VENV:-}" ]; then
+    if "$REPO/.venv/bin/python" -c 'import cryptography, dpkt' 2>/dev/null; then VENV=$REPO/.venv; else VENV=$W/venv; fi
+fi
+LOGS=$W/out-logs
+CDISP=${CLIENT_DISPLAY:-19}
+MARK=${MARK:-st}
+[[ $MARK =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]] || { echo "MARK may contain only letters, digits, _ and -" >&2; exit 1; }
+CNAME_PREFIX=${CNAME_PREFIX:-DEV}
+RDP_USER=${RDP_USER:-rdpdemo}
+RDP_PASS=${RDP_PASS:-Pw-q7Rt2xKm9Vb}
+PORT=3389
+TYPE_DELAY=90            # ms between typed characters (xdotool type --delay)
+
+log() { printf '[gen %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- setup ----
+do_setup() {
+    [ "$(id -u)" = 0 ] || die "run as root"
+    export DEBIAN_FRONTEND=noninteractive
+    log "apt packages"
+    [ -n "${SKIP_APT:-}" ] || apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+    # xorgxrdp is the session backend for xrdp's [Xorg] section (Xvnc not needed)
+    [ -n "${SKIP_APT:-}" ] || apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-upgrade \
+        xrdp xorgxrdp freerdp2-x11 xvfb xdotool xclip xterm x11-xserver-utils \
+        x11-utils fonts-dejavu-core tcpdump tshark gcc libc6-dev openssl \
+        python3-venv python3-pil
+    # On a systemd box the xrdp package starts its own xrdp/xrdp-sesman on 3389/3350
+    # with /etc/xrdp config; this script runs private instances instead.
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q xrdp 2>/dev/null; then
+        log "stopping the packaged xrdp service (it holds port $PORT)"
+        systemctl stop xrdp xrdp-sesman || true
+    fi
+    log "test user $RDP_USER"
+    if ! id "$RDP_USER" >/dev/null 2>&1; then
+        # -N -g users: Debian ships system *groups* such as 'operator' (gid 37), so a plain
+        # `useradd <name>` fails whenever a group of that name already exists.
+        useradd -m -s /bin/bash -N -g users -c "RDP capture test user" "$RDP_USER"
+    fi
+    mkdir -p "$W"/{etc,log,run,keys,clienthome} "$OUT"
+    chmod 755 "$W" "$W/etc"
+    [ -n "$RDP_PASS" ] || RDP_PASS=$(python3 -c 'import secrets,string; a=string.ascii_letters+string.digits; print("Pw-"+"".join(secrets.choice(a) for _ in range(10)))')
+    echo "$RDP_USER:$RDP_PASS" | chpasswd
+    ( umask 077; printf 'RDP_USER=%s\nRDP_PASS=%s\n' "$RDP_USER" "$RDP_PASS" > "$W/etc/credentials" )
+    log "shims"
+    gcc -shared -fPIC -O2 -Wall -o "$W/sslkeylog_shim.so" "$TOOLS/sslkeylog_shim.c" -ldl
+    gcc -shared -fPIC -O2 -Wall -o "$W/freerdp_nosalt_shim.so" "$TOOLS/freerdp_nosalt_shim.c" -ldl
+    install -m 755 "$TOOLS/session.sh" "$W/etc/session.sh"
+    log "TLS server certificate (RSA-2048, self-signed)"
+    if [ ! -s "$W/etc/server-key.pem" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/etc/server-key.pem" \
+            -out "$W/etc/server-cert.pem" -days 3650 -subj "/CN=rdp-test-server" 2>/dev/null
+    fi
+    # sesman.ini: our own copy (logs in $W, our session script, no user WM,
+    # Policy=Separate so a leftover session is never *reconnected*).
+    sed -e "s|^LogFile=.*|LogFile=$W/log/sesman.log|" \
+        -e 's|^EnableSyslog=.*|EnableSyslog=false|' \
+        -e "s|^DefaultWindowManager=.*|DefaultWindowManager=$W/etc/session.sh|" \
+        -e 's|^EnableUserWindowManager=.*|EnableUserWindowManager=false|' \
+        -e 's|^Policy=.*|Policy=Separate|' /etc/xrdp/sesman.ini > "$W/etc/sesman.ini"
+    if ! "$VENV/bin/python" -c 'import cryptography, dpkt' 2>/dev/null; then
+        log "helper venv at $VENV (rsakeys2pem.py: cryptography, timeline.py: dpkt)"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q 'cryptography>=41' 'dpkt==1.9.8'
+    fi
+}
+
+# xrdp.ini for one capture: $1=out $2=security_layer $3=crypt_level
+# $4=ssl_protocols $5=tls_ciphers (may be empty)
+mk_xrdp_ini() {
+    cat > "$1" <<EOF
+[Globals]
+ini_version=1
+fork=true
+port=tcp://127.0.0.1:$PORT
+use_vsock=false
+tcp_nodelay=true
+tcp_keepalive=true
+security_layer=$2
+crypt_level=$3
+certificate=$W/etc/server-cert.pem
+key_file=$W/etc/server-key.pem
+ssl_protocols=$4
+${5:+tls_ciphers=$5}
+autorun=Xorg
+allow_channels=true
+allow_multimon=true
+bitmap_cache=true
+bitmap_compression=true
+bulk_compression=true
+max_bpp=32
+new_cursors=true
+use_fastpath=both
+hidelogwindow=true
+
+[Logging]
+LogFile=$W/log/xrdp.log
+LogLevel=INFO
+EnableSyslog=false
+
+[Channels]
+rdpdr=true
+rdpsnd=true
+drdynvc=true
+cliprdr=true
+rail=true
+xrdpvr=true
+tcutils=true
+
+[Xorg]
+name=Xorg
+lib=libxup.so
+username=ask
+password=ask
+ip=127.0.0.1
+port=-1
+code=20
+EOF
+}
+
+# ------------------------------------------------------ process helpers ----
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+stop_pid() { # $1=pid $2=signal; waits up to 10 s, then SIGKILL
+    local pid=$1 sig=${2:-TERM} i
+    alive "$pid" || return 0
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for i in $(seq 100); do alive "$pid" || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+port_busy() { ss -ltn "sport = :$1" | grep -q LISTEN; }
+
+XVFB_PID= SESMAN_PID= XRDP_PID= TCPDUMP_PID= CLIENT_PID=
+cleanup() {
+    stop_pid "$CLIENT_PID"; stop_pid "$TCPDUMP_PID" INT; stop_pid "$XRDP_PID"
+    stop_pid "$SESMAN_PID"; stop_pid "$XVFB_PID"
+}
+
+start_infra() {
+    sh /usr/share/xrdp/socksetup        # /run/xrdp/sockdir for xrdp<->xorgxrdp sockets
+    port_busy $PORT && die "port $PORT already in use"
+    port_busy 3350 && die "sesman port 3350 already in use"
+    [ -e "/tmp/.X11-unix/X$CDISP" ] && die "display :$CDISP in use"
+    Xvfb ":$CDISP" -screen 0 1024x768x24 -nolisten tcp >"$W/log/xvfb.log" 2>&1 &
+    XVFB_PID=$!
+    xrdp-sesman -n -c "$W/etc/sesman.ini" >"$W/log/sesman.stdout" 2>&1 &
+    SESMAN_PID=$!
+    for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$CDISP" ] && port_busy 3350 && break; sleep 0.1; done
+    port_busy 3350 || die "sesman did not start"
+    log "Xvfb :$CDISP pid $XVFB_PID, sesman pid $SESMAN_PID"
+}
+
+# ------------------------------------------------------------- actions ----
+ACTLOG=
+act() { # act KIND DETAIL CMD... : logs start/end epoch around CMD
+    local kind=$1 detail=$2 t0 t1; shift 2
+    t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N)
+    printf '%s\t%s\t%s\t%s\n' "$t0" "$t1" "$kind" "$detail" >>"$ACTLOG"
+}
+xdo() { DISPLAY=":$CDISP" xdotool "$@"; }
+type_line() { xdo type --delay $TYPE_DELAY -- "$1"; sleep 0.2; xdo key Return; }
+glide() { # glide X0 Y0 X1 Y1 : 10-step mouse path (window-relative coords)
+    local i
+    for i in $(seq 0 10); do
+        xdo mousemove $((WX + $1 + ($3 - $1) * i / 10)) $((WY + $2 + ($4 - $2) * i / 10))
+        sleep 0.05
+    done
+}
+click() { xdo click 1; }
+snap() { # snap OUT.png : screenshot of the client window (what the user saw)
+    DISPLAY=":$CDISP" xwd -root -silent >"$W/run/snap.xwd" &&
+        /usr/bin/python3 "$TOOLS/xwd2png.py" "$W/run/snap.xwd" "$1" "$WX,$WY,800,600"
+}
+
+run_session_script() { # $1=typed marker  $2=client->server clipboard text  $3=server->client clipboard text
+    local m=$1 cin=$2 cout=$3
+    act mouse "glide (700,550)->(300,100) over console xterm" glide 700 550 300 100
+    act click "left click at (300,100) in console xterm" click
+    sleep 0.5
+    act type "xterm -T work -geometry 80x16+40+230 &" type_line 'xterm -T work -geometry 80x16+40+230 &'
+    sleep 2.5
+    act mouse "glide (300,100)->(300,350) into work xterm" glide 300 100 300 350
+    act click "left click at (300,350) in work xterm" click
+    sleep 0.5
+    act type "echo $m && hostname" type_line "echo $m && hostname"
+    sleep 1
+    act clip-c2s "client clipboard := $cin (xclip on client display)" \
+        sh -c "printf '$cin' | DISPLAY=:$CDISP xclip -selection clipboard -loops 5"
+    sleep 1
+    act type "echo <Shift+Insert pastes $cin> + Enter" \
+        sh -c "DISPLAY=:$CDISP xdotool type --delay $TYPE_DELAY -- 'echo '; sleep 0.3; DISPLAY=:$CDISP xdotool key shift+Insert; sleep 0.8; DISPLAY=:$CDISP xdotool key Return"
+    sleep 1
+    act type "printf $cout | xclip -selection clipboard" \
+        type_line "printf $cout | xclip -selection clipboard"
+    sleep 1.5
+    act clip-s2c "client reads its clipboard (xclip -o) -> server sends $cout" \
+        sh -c "DISPLAY=:$CDISP timeout 5 xclip -o -selection clipboard > '$W/run/clipboard-readback.txt' 2>&1 || true"
+    sleep 0.5
+    act screenshot "client window -> screens/$SNAPNAME.png" snap "$LOGS/screens/$SNAPNAME.png"
+    act type "exit (closes work xterm)" type_line 'exit'
+    sleep 1
+    act mouse "glide (300,350)->(400,120) back to console" glide 300 350 400 120
+    sleep 0.3
+    act type "exit (ends X session -> server logs client off)" type_line 'exit'
+}
+
+# Keyboard-layout sessions: the client's X display keeps its US keymap, so xdotool presses the
+# physical keys of a US keyboard; xfreerdp sends those scancodes and announces the layout given
+# with /kbd, and the server interprets the scancodes with that layout. `touch <word>` therefore
+# creates a file whose name is <word> as the *announced* layout reads those keys (US zyx..
+# becomes German yzx..); the script records which file really appeared in the user's home.
+run_layout_script() { # $1=word typed on the US keys
+    act mouse "glide (700,550)->(300,100) over console xterm" glide 700 550 300 100
+    act click "left click at (300,100) in console xterm" click
+    sleep 0.5
+    act type "touch $1 (US keys)" type_line "touch $1"
+    sleep 1
+    act type "exit (ends X session -> server logs client off)" type_line 'exit'
+}
+
+# ------------------------------------------------------------- capture ----
+capture_one() {
+    local id=$1 name sec crypt protos ciphers cname cargs=() preload keylog="" kbd=0x409 word=""
+    case "$id" in
+      stdsec)     name=rdp-stdsec;      sec=rdp; crypt=high; protos="TLSv1.2, TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-STDSEC; cargs=(/sec:rdp)
+                  preload="$W/freerdp_nosalt_shim.so" ;;
+      tls12rsa)   name=rdp-tls12-rsa;   sec=tls; crypt=high; protos="TLSv1.2"; ciphers="AES128-GCM-SHA256"
+                  cname=$CNAME_PREFIX-TLS12RSA
+                  cargs=(/sec:tls /tls-ciphers:AES128-GCM-SHA256 +enforce-tlsv1_2)
+                  preload="$W/sslkeylog_shim.so" ;;
+      tls12ecdhe) name=rdp-tls12-ecdhe; sec=tls; crypt=high; protos="TLSv1.2"; ciphers="ECDHE-RSA-AES256-GCM-SHA384"
+                  cname=$CNAME_PREFIX-ECDHE; cargs=(/sec:tls +enforce-tlsv1_2)
+                  preload="$W/sslkeylog_shim.so" ;;
+      tls13)      name=rdp-tls13;       sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-TLS13; cargs=(/sec:tls)
+                  preload="$W/sslkeylog_shim.so" ;;
+      kbdde)      name=rdp-kbd-de;      sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-KBDDE; cargs=(/sec:tls); kbd=0x407; word=qwzyx
+                  preload="$W/sslkeylog_shim.so" ;;
+      kbdfr)      name=rdp-kbd-fr;      sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-KBDFR; cargs=(/sec:tls); kbd=0x40c; word=qwzyx
+                  preload="$W/sslkeylog_shim.so" ;;
+      *) die "unknown capture id $id" ;;
+    esac
+    [ ${#cname} -le 15 ] || die "client name $cname is longer than 15 characters"
+    local mtyped="$MARK-$id-typed" mcin="$MARK-$id-clipboard-c2s" mcout="$MARK-$id-clipboard-s2c"
+    log "=== capture $id -> $OUT/$name.pcap"
+    local ini="$W/etc/xrdp-$id.ini" pcap="$OUT/$name.pcap" logs="$LOGS"
+    mkdir -p "$logs" "$LOGS/screens"; SNAPNAME=$name
+    mk_xrdp_ini "$ini" "$sec" "$crypt" "$protos" "$ciphers"
+    rm -f "$pcap" "$W/keys/$name".*.keylog "$W/log/xrdp.log"
+    ACTLOG="$W/run/$name.actions.tsv"; : >"$ACTLOG"
+
+    # xrdp (server) - with the keylog shim as well, as a cross-check of the client log
+    if [ "$sec" = tls ]; then
+        env LD_PRELOAD="$W/sslkeylog_shim.so" SSLKEYLOGFILE="$W/keys/$name.server.keylog" \
+            xrdp -n -c "$ini" >"$W/log/xrdp.stdout" 2>&1 &
+    else
+        xrdp -n -c "$ini" >"$W/log/xrdp.stdout" 2>&1 &
+    fi
+    XRDP_PID=$!
+    for _ in $(seq 50); do port_busy $PORT && break; sleep 0.1; done
+    port_busy $PORT || die "xrdp did not listen"
+
+    # capture: full snaplen, loopback, RDP port only; -Z root so it can write here
+: >"$W/log/tcpdump-$id.log"
+    tcpdump -i lo -s 0 -U -n -Z root -w "$pcap" "tcp port $PORT" 2>"$W/log/tcpdump-$id.log" &
+    TCPDUMP_PID=$!
+    for _ in $(seq 50); do grep -q 'listening on' "$W/log/tcpdump-$id.log" && break; sleep 0.1; done
+    sleep 0.5
+    printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" capture "tcpdump started" >>"$ACTLOG"
+
+    # client
+    [ "$sec" = tls ] && keylog="$W/keys/$name.client.keylog"
+    local t0; t0=$(date +%s.%N)
+    env DISPLAY=":$CDISP" HOME="$W/clienthome" LD_PRELOAD="$preload" ${keylog:+SSLKEYLOGFILE="$keylog"} \
+        xfreerdp /v:127.0.0.1:$PORT /u:$RDP_USER /p:$RDP_PASS /size:800x600 /bpp:16 \
+        /kbd:$kbd /client-hostname:$cname /cert:ignore +clipboard /log-level:INFO "${cargs[@]}" \
+        >"$W/log/xfreerdp-$id.log" 2>&1 &
+    CLIENT_PID=$!
+    printf '%s\t%s\t%s\t%s\n' "$t0" "$t0" connect "xfreerdp ${cargs[*]} /client-hostname:$cname /u:$RDP_USER" >>"$ACTLOG"
+
+    # wait for the X session (xterm of the test user) and the client window
+    local ok=0
+    for _ in $(seq 200); do
+        alive "$CLIENT_PID" || break
+        if pgrep -u "$RDP_USER" -x xterm >/dev/null && xdo search --class xfreerdp >/dev/null 2>&1; then ok=1; break; fi
+        sleep 0.1
+    done
+    [ $ok = 1 ] || { cleanup_capture; die "session did not come up (see $W/log/xfreerdp-$id.log)"; }
+    sleep 2.5
+    printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" ready "session desktop with console xterm visible" >>"$ACTLOG"
+    eval "$(xdo search --class xfreerdp | head -1 | xargs -I{} env DISPLAY=:$CDISP xdotool getwindowgeometry --shell {})"
+    WX=$X WY=$Y
+    if [ -n "$word" ]; then
+        local home; home=$(getent passwd "$RDP_USER" | cut -d: -f6)
+        find "$home" -maxdepth 1 -type f -newer "$ini" -delete 2>/dev/null || true
+        run_layout_script "$word"
+        sleep 1
+        printf 'capture=%s\nclient_name=%s\nuser=%s\nkeyboard_layout=%s\ntyped_on_us_keys=touch %s\ncreated_files=%s\n' \
+            "$name" "$cname" "$RDP_USER" "$kbd" "$word" \
+            "$(find "$home" -maxdepth 1 -type f -newer "$ini" -printf '%f ' 2>/dev/null)" >"$OUT/$name.params.txt"
+    else
+        run_session_script "$mtyped" "$mcin" "$mcout"
+        printf 'capture=%s\nclient_name=%s\nuser=%s\nkeyboard_layout=%s\ntyped_marker_line=%s\nclipboard_c2s=%s\nclipboard_s2c=%s\n' \
+            "$name" "$cname" "$RDP_USER" "$kbd" "echo $mtyped && hostname" "$mcin" "$mcout" >"$OUT/$name.params.txt"
+    fi
+
+    # wait for server-initiated logoff / client exit
+    for _ in $(seq 200); do alive "$CLIENT_PID" || break; sleep 0.1; done
+    if alive "$CLIENT_PID"; then log "client still running, stopping it"; stop_pid "$CLIENT_PID"; fi
+    printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" end "xfreerdp exited" >>"$ACTLOG"
+    sleep 1
+    cleanup_capture
+    for _ in $(seq 50); do pgrep -u "$RDP_USER" -x Xorg >/dev/null || break; sleep 0.2; done
+
+    # secrets and side files
+    case "$id" in
+      stdsec)
+        # Standard RDP Security uses xrdp's RSA key from /etc/xrdp/rsakeys.ini: that path is
+        # compiled into xrdp (not settable in xrdp.ini); the Debian package generates the key
+        # at install time (xrdp-keygen).
+        cp /etc/xrdp/rsakeys.ini "$OUT/$name.rsakeys.ini"
+        "$VENV/bin/python" "$TOOLS/rsakeys2pem.py" "$OUT/$name.rsakeys.ini" "$OUT/$name.rsakeys.pem" ;;
+      tls12rsa)
+        cp "$W/etc/server-key.pem" "$OUT/$name.server-key.pem"
+        cp "$W/etc/server-cert.pem" "$OUT/$name.server-cert.pem"
+        cp "$keylog" "$OUT/$name.crosscheck.keylog" ;;
+      *)
+        cp "$keylog" "$OUT/$name.keylog" ;;
+    esac
+    if [ -n "$keylog" ]; then
+        # (OpenSSL adds an "RSA <enc-pms-prefix> <pms>" line on the RSA-kex client side only)
+        if cmp -s <(grep -v '^RSA ' "$keylog" | sort) <(grep -v '^RSA ' "$W/keys/$name.server.keylog" | sort); then
+            log "client and server key logs agree ($(wc -l <"$keylog") lines)"
+        else
+            log "WARNING: client/server key logs differ"
+        fi
+    fi
+    cp "$W/log/xfreerdp-$id.log" "$logs/$name.xfreerdp.log"
+    cp "$W/log/xrdp.log" "$logs/$name.xrdp.log"
+    cp "$ACTLOG" "$logs/$name.actions-epoch.tsv"
+    "$VENV/bin/python" "$TOOLS/timeline.py" "$pcap" "$ACTLOG" "$OUT/$name.timeline.tsv"
+    log "clipboard read back on client: $(cat "$W/run/clipboard-readback.txt" 2>/dev/null)"
+    ls -la "$pcap"
+}
+
+cleanup_capture() {
+    stop_pid "$CLIENT_PID"; CLIENT_PID=
+    stop_pid "$TCPDUMP_PID" INT; TCPDUMP_PID=
+    stop_pid "$XRDP_PID"; XRDP_PID=
+}
+
+do_captures() {
+    [ -x "$W/sslkeylog_shim.so" ] || [ -f "$W/sslkeylog_shim.so" ] || die "run setup first"
+    if [ -z "$RDP_PASS" ]; then
+        [ -s "$W/etc/credentials" ] || die "no RDP_PASS and no $W/etc/credentials: run setup first"
+        RDP_USER=$(sed -n 's/^RDP_USER=//p' "$W/etc/credentials")
+        RDP_PASS=$(sed -n 's/^RDP_PASS=//p' "$W/etc/credentials")
+    fi
+    trap cleanup EXIT
+    start_infra
+    local id
+    for id in "$@"; do capture_one "$id"; sleep 2; done
+    cleanup; trap - EXIT
+    printf 'MARK=%s\nRDP_USER=%s\nRDP_PASS=%s\nCNAME_PREFIX=%s\nPORT=%s\n' \
+        "$MARK" "$RDP_USER" "$RDP_PASS" "$CNAME_PREFIX" "$PORT" >"$OUT/params.txt"
+    chmod 644 "$OUT"/rdp-*.* "$OUT"/params.txt   # test secrets: readable on purpose
+    log "done; parameters (also in $OUT/params.txt, per capture in $OUT/rdp-*.params.txt):"
+    sed 's/^/    /' "$OUT/params.txt" >&2
+}
+
+case "${1:-}" in
+    setup) do_setup ;;
+    capture) shift; do_captures "$@" ;;
+    captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr ;;
+    all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Write pcaps/rdp/manifest.json: what each RDP capture must yield, from the scenario.
+
+Everything here comes from gen.sh's session scripts and the parameters each capture was made
+with (rdp-*.params.txt, params.txt), never from sessiontap's decoder. The keyboard-layout
+captures take their typed line from the file the server really created (``created_files``,
+listed by gen.sh from the test user's home).
+
+usage: manifest.py [pcaps/rdp]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "rdp"
+
+# gen.sh: capture id -> (file stem, security, key file, importer option)
+CAPTURES = {
+    "stdsec": ("rdp-stdsec", "Standard RDP Security (RC4-128, level high)", "rdp-stdsec.rsakeys.pem", "--rdp-server-key"),
+    "tls12rsa": ("rdp-tls12-rsa", "TLS 1.2 TLS_RSA_WITH_AES_128_GCM_SHA256", "rdp-tls12-rsa.server-key.pem", "--rdp-server-key"),
+    "tls12ecdhe": ("rdp-tls12-ecdhe", "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "rdp-tls12-ecdhe.keylog", "--keys"),
+    "tls13": ("rdp-tls13", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-tls13.keylog", "--keys"),
+    "kbdde": ("rdp-kbd-de", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-kbd-de.keylog", "--keys"),
+    "kbdfr": ("rdp-kbd-fr", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-kbd-fr.keylog", "--keys"),
+}
+
+
+def params(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def main() -> None:
+    common = params(OUT / "params.txt")
+    password, mark = common["RDP_PASS"], common["MARK"]
+    manifest: dict[str, dict] = {}
+    for cid, (stem, security, keyfile, option) in CAPTURES.items():
+        p = params(OUT / f"{stem}.params.txt")
+        session = {
+            "protocol": "rdp", "server_port": int(common["PORT"]),
+            "user": p["user"], "auth": "success",
+            "auth_attempts": [{"user": p["user"], "result": "success"}],
+            "client_name": p["client_name"],
+            "keyboard_layout": p.get("keyboard_layout", "0x409"),
+            "resolution": "800x600",
+            "security": security,
+            "commands": [], "not_commands": [], "output_contains": [],
+            "clipboard": [],
+            "gaps": [], "conflicts": 0, "picked_up": False,
+            "decrypted": True, "status": "complete", "files": [],
+            "secrets": [password],
+        }
+        if "typed_on_us_keys" in p:
+            # run_layout_script: `touch <word>` typed on US keys, read by the server's layout
+            created = [f for f in p["created_files"].split() if not f.startswith(".")]
+            assert len(created) == 1, created
+            session["commands"] = [f"touch {created[0]}", "exit"]
+            session["typed_on_us_keys"] = p["typed_on_us_keys"]
+            description = (f"xfreerdp announcing keyboard layout {session['keyboard_layout']} types "
+                           f"'{p['typed_on_us_keys']}' on US keys; the server ran 'touch {created[0]}'")
+        else:
+            # run_session_script, in order; line 3 is "echo " + Shift+Insert pasting the c2s clipboard
+            session["commands"] = [
+                "xterm -T work -geometry 80x16+40+230 &",
+                p["typed_marker_line"],
+                f"echo {p['clipboard_c2s']}",
+                f"printf {p['clipboard_s2c']} | xclip -selection clipboard",
+                "exit", "exit",
+            ]
+            session["clipboard"] = [{"direction": "c2s", "text": p["clipboard_c2s"]},
+                                    {"direction": "s2c", "text": p["clipboard_s2c"]}]
+            description = (f"xfreerdp -> xrdp, {security}: opens an xterm, types a marker line, "
+                           f"pastes client clipboard, copies server clipboard back, logs off")
+        manifest[f"{stem}.pcap"] = {
+            "description": description,
+            "made_by": f"pcaps/make/rdp/gen.sh capture {cid}",
+            "oracle": True, "keys": keyfile, "keys_option": option,
+            "expect_error": None, "sessions": [session],
+        }
+    manifest.update(damaged(password))
+    (OUT / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"{OUT / 'manifest.json'}: {len(manifest)} captures (MARK={mark})")
+
+
+def damaged(password: str) -> dict[str, dict]:
+    """The bad-input captures made by damage.py from the real ones (see its docstring)."""
+    def entry(desc, src, keys, option, error, decrypted):
+        return {
+            "description": desc, "made_by": "pcaps/make/rdp/damage.py", "oracle": False,
+            "keys": keys, "keys_option": option, "expect_error": error,
+            "sessions": [{"protocol": "rdp", "server_port": 3389, "user": "rdpdemo", "auth": "unknown",
+                          "decrypted": decrypted, "status": "decode_error", "commands": [],
+                          "secrets": [password], "derived_from": src}],
+        }
+    return {
+        "rdp-bad-wrong-key.pcap": entry(
+            "TLS 1.2 RSA session (first packets) with a server key that is not the server's",
+            "rdp-tls12-rsa.pcap", "rdp-bad-wrong-key.server-key.pem", "--rdp-server-key",
+            "none of the given RDP server keys matches", False),
+        "rdp-bad-other-keylog.pcap": entry(
+            "TLS 1.3 session (first packets) with the key log of another session",
+            "rdp-tls13.pcap", "rdp-tls12-ecdhe.keylog", "--keys",
+            "no TLS 1.3 traffic secrets in the key log", False),
+        "rdp-bad-truncated-handshake.pcap": entry(
+            "TLS 1.3 session cut inside the server's first TLS flight",
+            "rdp-tls13.pcap", "rdp-tls13.keylog", "--keys",
+            "capture ends inside the TLS handshake", False),
+        "rdp-bad-garbage-after-x224.pcap": entry(
+            "X.224 negotiates TLS, then the client sends bytes that are not TLS",
+            "rdp-tls13.pcap", "rdp-tls13.keylog", "--keys",
+            "not a TLS record", False),
+    }
+
+
+if __name__ == "__main__":
+    main()
