@@ -1,0 +1,116 @@
+"""Durable file operations: the only way the vault puts bytes on disk.
+
+A write is visible under its final name only after its content is on stable storage
+(temp file + fsync + rename + fsync of the directory), so ``kill -9`` at any instant leaves
+either the old state or the new one, plus at most a ``*.tmp`` that recovery removes.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import VaultError
+
+TMP_SUFFIX = ".tmp"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _explain(err: OSError, what: str) -> VaultError:
+    if err.errno == errno.ENOSPC:
+        return VaultError(f"no space left on the device while writing {what}; nothing was stored")
+    if err.errno == errno.EDQUOT:
+        return VaultError(f"disk quota exceeded while writing {what}; nothing was stored")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return VaultError(f"not allowed to write {what} ({os.strerror(err.errno)})")
+    return VaultError(f"cannot write {what}: {os.strerror(err.errno or 0) or err}")
+
+
+def atomic_write(path: Path, chunks: bytes | Iterator[bytes], *, mode: int = 0o600,
+                 what: str | None = None) -> int:
+    """Write ``chunks`` to ``path`` all-or-nothing; returns the number of bytes written."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    label = what or path.name
+    total = 0
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            if isinstance(chunks, (bytes, bytearray, memoryview)):
+                chunks = iter((chunks,))
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                    total += n
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as err:
+        _unlink_quietly(tmp)
+        raise _explain(err, label) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return total
+
+
+def append_durable(path: Path, data: bytes, *, what: str) -> None:
+    """Append one record and make it durable before returning (the audit log's write)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            before = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                # a half record must not stay behind the last good one
+                os.ftruncate(fd, before)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise _explain(err, what) from None
+
+
+def remove_durable(path: Path) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    fsync_dir(path.parent)
+    return True
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+@contextmanager
+def locked(lock_path: Path) -> Iterator[None]:
+    """Exclusive advisory lock: one writer at a time across processes (daemon, CLI)."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
