@@ -1,0 +1,301 @@
+"""The DuckDB catalog: sessions, login attempts, commands, timeline events, gaps, files, imports.
+
+One file (``catalog.duckdb`` in the data directory). The schema carries a version and is
+migrated forward on open. Writes of one session are one transaction: a crash leaves either
+the whole session or none of it. Session ids are stable (see ``reconstruct.session``), so a
+re-import replaces rather than duplicates.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import duckdb
+
+from reconstruct.session import SessionRecord
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE IF NOT EXISTS imports (
+            id BIGINT PRIMARY KEY, source VARCHAR, sha256 VARCHAR, size BIGINT,
+            started DOUBLE, finished DOUBLE, packets BIGINT, sessions INTEGER,
+            problems VARCHAR, status VARCHAR)""",
+        """CREATE TABLE IF NOT EXISTS sessions (
+            id VARCHAR PRIMARY KEY, protocol VARCHAR, client_ip VARCHAR, client_port INTEGER,
+            server_ip VARCHAR, server_port INTEGER, "user" VARCHAR, auth VARCHAR,
+            start_ts DOUBLE, end_ts DOUBLE, end_reason VARCHAR, status VARCHAR, status_reason VARCHAR,
+            decrypted BOOLEAN, decrypt_reason VARCHAR, picked_up BOOLEAN,
+            c2s_bytes BIGINT, s2c_bytes BIGINT, n_commands INTEGER, n_events INTEGER,
+            tags VARCHAR[], metadata JSON, recordings VARCHAR[], import_id BIGINT, source VARCHAR,
+            truncated BOOLEAN)""",
+        """CREATE TABLE IF NOT EXISTS auth_attempts (
+            session_id VARCHAR, seq INTEGER, ts DOUBLE, "user" VARCHAR, method VARCHAR,
+            result VARCHAR, detail VARCHAR)""",
+        """CREATE TABLE IF NOT EXISTS commands (
+            session_id VARCHAR, idx INTEGER, ts DOUBLE, text VARCHAR, source VARCHAR,
+            output VARCHAR, output_ts DOUBLE, tags VARCHAR[])""",
+        """CREATE TABLE IF NOT EXISTS events (
+            session_id VARCHAR, seq INTEGER, ts DOUBLE, kind VARCHAR, text VARCHAR,
+            tags VARCHAR[], severity VARCHAR, ref INTEGER)""",
+        """CREATE TABLE IF NOT EXISTS gaps (
+            session_id VARCHAR, ts DOUBLE, direction VARCHAR, nbytes BIGINT)""",
+        """CREATE TABLE IF NOT EXISTS files (
+            session_id VARCHAR, ts DOUBLE, direction VARCHAR, path VARCHAR, size BIGINT,
+            sha256 VARCHAR, method VARCHAR, complete BOOLEAN, stored VARCHAR)""",
+        "CREATE INDEX IF NOT EXISTS commands_sid ON commands(session_id)",
+        "CREATE INDEX IF NOT EXISTS events_sid ON events(session_id)",
+    ],
+}
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 (naive means UTC) or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+@dataclass
+class SessionFilter:
+    protocol: str | None = None
+    user: str | None = None
+    client: str | None = None
+    server: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    since: float | None = None
+    until: float | None = None
+    decrypted: bool | None = None
+    limit: int | None = None
+
+
+class Catalog:
+    def __init__(self, path: str, encryption_key: str | None = None, read_only: bool = False) -> None:
+        self.path = path
+        if encryption_key:
+            self.con = duckdb.connect(":memory:")
+            mode = ", READ_ONLY" if read_only else ""
+            self.con.execute(f"ATTACH '{path}' AS cat (ENCRYPTION_KEY '{encryption_key}'{mode})")
+            self.con.execute("USE cat")
+        else:
+            self.con = duckdb.connect(path, read_only=read_only)
+        if not read_only:
+            self._migrate()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        con = self.con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = row[0] if row and row[0] is not None else 0
+        for v in sorted(_MIGRATIONS):
+            if v > current:
+                con.execute("BEGIN")
+                for stmt in _MIGRATIONS[v]:
+                    con.execute(stmt)
+                con.execute("INSERT INTO schema_version VALUES (?)", [v])
+                con.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return self.con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+    # -- imports ------------------------------------------------------------------------------
+    def begin_import(self, source: str, sha256: str, size: int) -> int:
+        row = self.con.execute("SELECT coalesce(max(id), 0) + 1 FROM imports").fetchone()
+        iid = int(row[0])
+        self.con.execute("INSERT INTO imports VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, 'running')",
+                         [iid, source, sha256, size, time.time()])
+        return iid
+
+    def finish_import(self, iid: int, packets: int, sessions: int, problems: list[str], status: str) -> None:
+        self.con.execute("UPDATE imports SET finished = ?, packets = ?, sessions = ?, problems = ?, status = ? WHERE id = ?",
+                         [time.time(), packets, sessions, json.dumps(problems), status, iid])
+
+    def imports(self) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM imports ORDER BY id")
+
+    # -- sessions -----------------------------------------------------------------------------
+    def has_session(self, sid: str) -> bool:
+        return self.con.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone() is not None
+
+    def session_status(self, sid: str) -> tuple[str, bool | None] | None:
+        row = self.con.execute("SELECT status, decrypted FROM sessions WHERE id = ?", [sid]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def write_session(self, rec: SessionRecord, import_id: int | None, source: str,
+                      recordings: list[str]) -> None:
+        con = self.con
+        tags = sorted({t for e in rec.timeline for t in e.tags if e.kind == "tag"})
+        con.execute("BEGIN")
+        try:
+            for table in ("auth_attempts", "commands", "events", "gaps", "files"):
+                con.execute(f"DELETE FROM {table} WHERE session_id = ?", [rec.id])
+            con.execute("DELETE FROM sessions WHERE id = ?", [rec.id])
+            con.execute(
+                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [rec.id, rec.protocol, rec.client_ip, rec.client_port, rec.server_ip, rec.server_port,
+                 rec.user, rec.auth, rec.start, rec.end, rec.end_reason, rec.status, rec.status_reason,
+                 rec.decrypted, rec.decrypt_reason, rec.picked_up, rec.c2s_bytes, rec.s2c_bytes,
+                 len(rec.commands), len(rec.timeline), tags, json.dumps(rec.metadata), recordings,
+                 import_id, source, rec.truncated])
+            if rec.auth_attempts:
+                con.executemany("INSERT INTO auth_attempts VALUES (?,?,?,?,?,?,?)",
+                                [[rec.id, i, a.ts, a.user, a.method, a.result, a.detail]
+                                 for i, a in enumerate(rec.auth_attempts)])
+            if rec.commands:
+                con.executemany("INSERT INTO commands VALUES (?,?,?,?,?,?,?,?)",
+                                [[rec.id, c.index, c.ts, c.text, c.source, c.output, c.output_ts, c.tags]
+                                 for c in rec.commands])
+            if rec.timeline:
+                con.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+                                [[rec.id, i, e.ts, e.kind, e.text, list(e.tags), e.severity, e.ref]
+                                 for i, e in enumerate(rec.timeline)])
+            if rec.gaps:
+                con.executemany("INSERT INTO gaps VALUES (?,?,?,?)",
+                                [[rec.id, g.ts, g.direction, g.nbytes] for g in rec.gaps])
+            if rec.files:
+                con.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                                [[rec.id, f.ts, f.direction, f.path, f.size, f.sha256, f.method, f.complete,
+                                  f"files/{f.sha256}" if f.content is not None else None] for f in rec.files])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def sessions(self, flt: SessionFilter | None = None) -> list[dict[str, Any]]:
+        flt = flt or SessionFilter()
+        where, args = [], []
+        if flt.protocol:
+            where.append("protocol = ?"); args.append(flt.protocol)
+        if flt.user:
+            where.append('"user" ILIKE ?'); args.append(flt.user.replace("*", "%"))
+        if flt.client:
+            where.append("client_ip = ?"); args.append(flt.client)
+        if flt.server:
+            where.append("server_ip = ?"); args.append(flt.server)
+        if flt.status:
+            where.append("status = ?"); args.append(flt.status)
+        if flt.tag:
+            where.append("list_contains(tags, ?)"); args.append(flt.tag)
+        if flt.since is not None:
+            where.append("coalesce(end_ts, start_ts) >= ?"); args.append(flt.since)
+        if flt.until is not None:
+            where.append("start_ts <= ?"); args.append(flt.until)
+        if flt.decrypted is not None:
+            where.append("decrypted = ?"); args.append(flt.decrypted)
+        sql = "SELECT * FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_ts, id"
+        if flt.limit:
+            sql += f" LIMIT {int(flt.limit)}"
+        return [_session_view(r) for r in self._dicts(sql, args)]
+
+    def find_session(self, prefix: str) -> str | None:
+        """Full id from a unique prefix (like git's short hashes)."""
+        rows = self.con.execute("SELECT id FROM sessions WHERE id LIKE ? LIMIT 2", [prefix + "%"]).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if len(rows) > 1:
+            raise LookupError(f"session id prefix {prefix!r} is ambiguous; give more characters")
+        return None
+
+    def session(self, sid: str) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT * FROM sessions WHERE id = ?", [sid])
+        if not rows:
+            return None
+        s = _session_view(rows[0])
+        s["auth_attempts"] = [
+            {"ts": iso(r["ts"]), "user": r["user"], "method": r["method"], "result": r["result"], "detail": r["detail"]}
+            for r in self._dicts("SELECT * FROM auth_attempts WHERE session_id = ? ORDER BY seq", [sid])]
+        s["commands"] = [
+            {"index": r["idx"], "ts": iso(r["ts"]), "offset": round(r["ts"] - rows[0]["start_ts"], 3),
+             "text": r["text"], "source": r["source"], "output": r["output"], "tags": r["tags"] or []}
+            for r in self._dicts("SELECT * FROM commands WHERE session_id = ? ORDER BY idx", [sid])]
+        s["events"] = [
+            {"ts": iso(r["ts"]), "offset": round(r["ts"] - rows[0]["start_ts"], 3), "kind": r["kind"],
+             "text": r["text"], "tags": r["tags"] or [], "severity": r["severity"]}
+            for r in self._dicts("SELECT * FROM events WHERE session_id = ? ORDER BY seq", [sid])]
+        s["gaps"] = [{"ts": iso(r["ts"]), "direction": r["direction"], "nbytes": r["nbytes"]}
+                     for r in self._dicts("SELECT * FROM gaps WHERE session_id = ? ORDER BY ts", [sid])]
+        s["files"] = [{"ts": iso(r["ts"]), "direction": r["direction"], "path": r["path"], "size": r["size"],
+                       "sha256": r["sha256"], "method": r["method"], "complete": r["complete"], "stored": r["stored"]}
+                      for r in self._dicts("SELECT * FROM files WHERE session_id = ? ORDER BY ts", [sid])]
+        return s
+
+    def search(self, text: str, regex: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        """Commands, their output, timeline text and file names matching ``text``
+        (case-insensitive substring, or a regular expression)."""
+        if regex:
+            cond, arg = "regexp_matches({col}, ?)", text
+        else:
+            cond = "{col} ILIKE ? ESCAPE '\\'"
+            arg = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        c = cond.format
+        sql = f"""
+        SELECT h.session_id, h.ts, h.kind, h.text, h.tags, s.start_ts, s.protocol, s."user", s.server_ip
+        FROM (
+          SELECT session_id, ts, 'command' AS kind, text, tags FROM commands WHERE {c(col='text')}
+          UNION ALL
+          SELECT session_id, coalesce(output_ts, ts), 'output', text, tags FROM commands
+            WHERE {c(col='output')} AND NOT ({c(col='text')})
+          UNION ALL
+          SELECT session_id, ts, kind, text, tags FROM events
+            WHERE kind NOT IN ('command', 'tag', 'session-start') AND {c(col='text')}
+          UNION ALL
+          SELECT session_id, ts, 'file', path, []::VARCHAR[] FROM files WHERE {c(col='path')}
+        ) h JOIN sessions s ON s.id = h.session_id
+        ORDER BY h.ts, h.session_id LIMIT {int(limit)}"""
+        rows = self.con.execute(sql, [arg] * 5).fetchall()
+        return [{"id": r[0], "ts": iso(r[1]), "offset": round(r[1] - r[5], 3), "kind": r[2], "text": r[3],
+                 "tags": r[4] or [], "protocol": r[6], "user": r[7], "server_ip": r[8]} for r in rows]
+
+    def _dicts(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql, list(args))
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def _session_view(r: dict[str, Any]) -> dict[str, Any]:
+    """The stable, documented shape of a session (``sessions --json``)."""
+    status = r["status"]
+    return {
+        "id": r["id"], "protocol": r["protocol"],
+        "client_ip": r["client_ip"], "client_port": r["client_port"],
+        "server_ip": r["server_ip"], "server_port": r["server_port"],
+        "user": r["user"], "auth": r["auth"],
+        "start": iso(r["start_ts"]), "end": iso(r["end_ts"]),
+        "duration": round(r["end_ts"] - r["start_ts"], 3) if r["end_ts"] is not None else None,
+        "status": status, "status_reason": r["status_reason"] or None,
+        "decrypted": r["decrypted"], "decrypt_reason": r["decrypt_reason"] or None,
+        "picked_up": r["picked_up"], "end_reason": r["end_reason"],
+        "bytes_c2s": r["c2s_bytes"], "bytes_s2c": r["s2c_bytes"],
+        "commands": r["n_commands"], "tags": r["tags"] or [],
+        "metadata": json.loads(r["metadata"]) if r["metadata"] else {},
+        "recordings": r["recordings"] or [], "source": r["source"],
+    }
