@@ -407,7 +407,7 @@ class Vault:
         links: list[Link] = []
         entries = self._ledger.load(self._pub, links)
         report.ledger_entries = len(entries)
-        report.problems += [Problem(f"ledger entry {l.seq}" if l.seq else "ledger", l.message) for l in links]
+        report.problems += [Problem("ledger", l.message) for l in links]
         # the ledger on disk is the truth for verify (the in-memory index may be older)
         recs: dict[str, dict] = {}
         deleted: dict[str, dict] = {}
@@ -436,8 +436,7 @@ class Vault:
             report.problems += self._stray_data(recs, deleted)
             alinks: list[Link] = []
             report.audit_entries = len(self._audit.load(self._pub, alinks))
-            report.problems += [Problem(f"audit log entry {l.seq}" if l.seq else "audit log", l.message)
-                                for l in alinks]
+            report.problems += [Problem("audit log", l.message) for l in alinks]
         return report
 
     def _stray_data(self, recs: dict[str, dict], deleted: dict[str, dict]) -> list[Problem]:
