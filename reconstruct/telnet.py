@@ -177,7 +177,10 @@ class TelnetDecoder:
         self.keys = keys or NoKeys()         # Telnet has no secrets to look up
         self.term = Terminal(cols, rows)
         self._parsers = {"c2s": IacParser(), "s2c": IacParser()}
-        self._phase = "shell" if picked_up else "start"   # start | login | shell
+        # start: nothing seen yet; login: negotiation/login prompt seen; shell: logged in;
+        # unknown: picked up mid-stream, login or shell not yet known (commands are held)
+        self._phase = "unknown" if picked_up else "start"
+        self._held: list[Event] = []
         self._picked_up = picked_up
         self._errored = False
         # option state
@@ -197,6 +200,7 @@ class TelnetDecoder:
         self._secret_at: tuple[int, int] | None = None   # prompt position that armed it
         self._last_cr = {"c2s": False}
         self._line_buf = bytearray()        # client bytes of the current line (line mode)
+        self._typed_line: str | None = None # last line typed while the phase was unknown
 
     # ----------------------------------------------------------------- Decoder API
     def feed(self, direction: Direction, data: bytes, ts: float) -> Sequence[Event]:
@@ -244,6 +248,9 @@ class TelnetDecoder:
         if self._line_buf and self._phase == "shell" and not self._secret:
             events += self.term.line(self._line_buf.decode("utf-8", "replace"), ts)
             self._line_buf.clear()
+        if self._phase == "unknown":
+            events += self._held
+            self._held.clear()
         events += self.term.close(ts)
         if self._attempt_open:
             events.append(AuthAttempt(ts=ts, user=self._user, method="login-prompt", result="unknown",
@@ -253,34 +260,40 @@ class TelnetDecoder:
 
     # ----------------------------------------------------------------- phases
     def _decide_start(self, direction: Direction, data: bytes, ts: float, events: list[Event]) -> None:
-        """Did we see the connection begin (negotiation, login prompt) or pick it up later?"""
-        if data[0] == IAC:
-            self._phase = "login"
-            return
-        if direction == "c2s":
-            self._enter_shell_unseen(ts, events)
-            return
-        probe = Terminal()
-        probe.output(data, ts)
-        line = probe.cursor_line()
-        if LOGIN_PROMPT_RE.search(line) or PASSWORD_PROMPT_RE.search(line):
-            self._phase = "login"
-        else:
-            self._enter_shell_unseen(ts, events)
+        """A Telnet connection seen from its start begins with option negotiation or a
+        login prompt; anything else means we picked it up later."""
+        self._phase = "login" if data[0] == IAC else "unknown"
 
-    def _enter_shell_unseen(self, ts: float, events: list[Event]) -> None:
-        self._phase = "shell"
-        self._picked_up = True
-        events.append(AuthAttempt(ts=ts, user=self._env_user, method="login-prompt", result="unknown",
-                                  detail="login not seen: session picked up mid-stream"))
-        self._auth_done = True
+    def _decide_unknown(self, line: str, ts: float, events: list[Event]) -> None:
+        """Picked up mid-stream: the screen tells whether we are in a login or a shell."""
+        if LOGIN_PROMPT_RE.search(line) or PASSWORD_PROMPT_RE.search(line):
+            # what was typed so far was a user name (or garbage), not commands
+            self._held.clear()
+            self._user = self._typed_line if PASSWORD_PROMPT_RE.search(line) else None
+            self.term.forget_commands()
+            self._phase = "login"
+            if LOGIN_PROMPT_RE.search(line):
+                self._await = None
+        elif looks_like_prompt(line) or len(self._held) > 1000:
+            self._phase = "shell"
+            self._auth_done = True
+            events.append(AuthAttempt(ts=ts, user=self._env_user, method="login-prompt", result="unknown",
+                                      detail="login not seen: session picked up mid-stream"))
+            events += self._held
+            self._held.clear()
 
     # ----------------------------------------------------------------- server side
     def _server_data(self, data: bytes, ts: float, events: list[Event]) -> None:
-        events += self.term.output(data, ts)
+        derived = self.term.output(data, ts)
+        if self._phase == "unknown":
+            self._held += derived
+        else:
+            events += derived
         if self.term.full_screen:
             return
         line = self.term.cursor_line()
+        if self._phase == "unknown":
+            self._decide_unknown(line, ts, events)
         if self._phase == "login":
             self._login_progress(line, ts, events)
         pos = (self.term.mark(), self.term.screen.cursor.x)
@@ -376,6 +389,18 @@ class TelnetDecoder:
                         self._line_buf.clear()
             elif self._phase == "shell":
                 events += self.term.keys(bytes((b,)) if not enter else b"\r", ts)
+            else:   # unknown: could be a command or a user name at a login prompt we missed
+                self._held += self.term.keys(bytes((b,)) if not enter else b"\r", ts)
+                if enter:
+                    self._typed_line = self._typed_user()
+                    self._user_buf.clear()
+                elif b in (0x08, 0x7F):
+                    if self._user_buf:
+                        self._user_buf.pop()
+                elif b == 0x15 or b == 0x03:
+                    self._user_buf.clear()
+                elif b >= 0x20 and len(self._user_buf) < LOGIN_FIELD_LIMIT:
+                    self._user_buf.append(b)
         out.append(Input(ts=ts, data=bytes(shown), redacted=redacted))
         out += events
 

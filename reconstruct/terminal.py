@@ -335,6 +335,15 @@ class Terminal:
         self._state = _IDLE
         self._pending = None
 
+    def forget_commands(self) -> None:
+        """What was typed so far was not at a shell (a login we picked up mid-way): start over."""
+        self._state = _IDLE
+        self._pending = None
+        self._line_echo = None
+        self._index = 0
+        self._out_index = None
+        self._shell_prompt_seen = False
+
     def close(self, ts: float) -> list[Event]:
         events = self._resolve() if self._pending is not None else []
         if self._out_index is not None:
