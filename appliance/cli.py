@@ -27,6 +27,11 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
+def emit(line: str) -> None:
+    """Machine-readable output goes out as is: rich would wrap and restyle it."""
+    sys.stdout.write(line + "\n")
+
+
 def fail(message: str, code: int = 2) -> int:
     err.print(f"sessiontap: {message}", markup=False)
     return code
@@ -136,7 +141,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         rows = catalog.sessions(flt)
     if args.json:
         for r in rows:
-            out.print(json.dumps(r), markup=False)
+            emit(json.dumps(r))
         return 0
     t = Table(title=f"{len(rows)} session(s)")
     for col in ("id", "protocol", "start (UTC)", "dur", "client", "server", "user", "auth", "cmds", "tags", "status"):
@@ -156,7 +161,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         s = catalog.session(_resolve(catalog, args.id))
     assert s is not None
     if args.json:
-        out.print(json.dumps(s, indent=2), markup=False)
+        emit(json.dumps(s, indent=2))
         return 0
     out.print(f"[bold]session {s['id']}[/bold]  {s['protocol']}  {s['client_ip']}:{s['client_port']} -> "
               f"{s['server_ip']}:{s['server_port']}")
@@ -281,7 +286,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         hits = catalog.search(args.text, regex=args.regex, limit=args.limit)
     if args.json:
         for h in hits:
-            out.print(json.dumps(h), markup=False)
+            emit(json.dumps(h))
         return 0 if hits else 1
     t = Table(title=f"{len(hits)} hit(s) for {args.text!r}")
     for col in ("id", "+s", "time (UTC)", "protocol", "user", "server", "kind", "text", "tags"):

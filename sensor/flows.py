@@ -97,8 +97,13 @@ class FlowTable:
         other = flow.s2c if from_client else flow.c2s
         if flags & SYN:
             half.syn(seq)
-        if flags & ACK:
+        if flags & ACK and other.pending:
+            mark = len(flow.buf)
             other.ack_progress(ack, ts)
+            if len(flow.buf) > mark:
+                self._route(flow, not from_client, mark)
+                if self.flows.get(key) is not flow:
+                    return
         if payload or flags & FIN:
             mark = len(flow.buf)
             half.segment(seq, payload, ts, bool(flags & FIN))
