@@ -212,7 +212,7 @@ class ChaChaOpener(PacketOpener):
         ks = Cipher(algorithms.ChaCha20(self._main, b"\0" * 8 + seqb), None).encryptor()
         poly_key = ks.update(b"\0" * 64)[:32]          # block 0 -> Poly1305 key
         try:
-            Poly1305.verify_tag(poly_key, mv[pos:end - 16], mv[end - 16:end])
+            Poly1305.verify_tag(poly_key, mv[pos:end - 16], bytes(mv[end - 16:end]))
         except InvalidSignature:
             raise PacketError("ChaCha20-Poly1305 tag check failed") from None
         plain = ks.update(mv[pos + 4:end - 16])      # continues at block 1
