@@ -1,0 +1,249 @@
+"""The one place that speaks PyRDP: its parsers turn decrypted RDP PDUs into objects, and its
+player format turns them into a replay that ``pyrdp-player`` opens.
+
+We use PyRDP's *parsers* (Client Info, fast-path input, slow-path PDUs, clipboard, device
+redirection) and its replay *writer*, never its MITM layer stack: the stack is built for a live
+man-in-the-middle (it downgrades, it answers, it writes files) and keeps parser state in shared
+default arguments. Here every session owns fresh parser instances, nothing is written anywhere,
+and PyRDP's known bugs are corrected in ``pyrdp_fixes`` (applied on import).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconstruct.rdp import pyrdp_fixes
+
+pyrdp_fixes.apply()
+
+from pyrdp.enum import ParserMode, PlayerPDUType  # noqa: E402
+from pyrdp.parser import BasicFastPathParser, ClientInfoParser, ClipboardParser, SlowPathParser  # noqa: E402
+from pyrdp.parser.player import PlayerParser  # noqa: E402
+from pyrdp.pdu import PlayerPDU  # noqa: E402
+from pyrdp.pdu.rdp.fastpath import FastPathMouseEvent, FastPathScanCodeEvent, FastPathUnicodeEvent  # noqa: E402
+from pyrdp.pdu.rdp.input import KeyboardEvent, MouseEvent, SynchronizeEvent, UnicodeKeyboardEvent  # noqa: E402
+from pyrdp.pdu.rdp.virtual_channel.clipboard import (  # noqa: E402
+    FormatDataRequestPDU, FormatDataResponsePDU, FormatListPDU)
+
+CF_TEXT, CF_OEMTEXT, CF_UNICODETEXT = 1, 7, 13
+TEXT_FORMAT_NAMES = {"UTF8_STRING", "text/plain", "TEXT", "STRING", "text/plain;charset=utf-8"}
+PTRFLAGS_DOWN, PTRFLAGS_BUTTON1, PTRFLAGS_BUTTON2, PTRFLAGS_BUTTON3 = 0x8000, 0x1000, 0x2000, 0x4000
+KBDFLAGS_EXTENDED, KBDFLAGS_RELEASE = 0x0100, 0x8000
+FASTPATH_KBD_RELEASE, FASTPATH_KBD_EXTENDED = 0x01, 0x02
+
+
+# ---------------------------------------------------------------- input events ----
+@dataclass(frozen=True, slots=True)
+class Key:
+    scancode: int
+    extended: bool
+    released: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unicode:
+    char: str
+    released: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    button: str                # "left" | "right" | "middle"
+    x: int
+    y: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    caps: bool
+    numlock: bool
+
+
+def _button(flags: int) -> str | None:
+    if not flags & PTRFLAGS_DOWN:
+        return None
+    if flags & PTRFLAGS_BUTTON1:
+        return "left"
+    if flags & PTRFLAGS_BUTTON2:
+        return "right"
+    if flags & PTRFLAGS_BUTTON3:
+        return "middle"
+    return None
+
+
+class InputReader:
+    """Fast-path input PDUs and slow-path input events -> Key / Unicode / Click / Sync."""
+
+    def __init__(self) -> None:
+        self._fast = BasicFastPathParser(ParserMode.SERVER)
+
+    def fastpath(self, plain_pdu: bytes) -> list[object]:
+        out: list[object] = []
+        header = plain_pdu[0]
+        for ev in self._fast.parse(plain_pdu).events:
+            if isinstance(ev, FastPathScanCodeEvent):
+                flags = ev.rawHeaderByte & 0x1F
+                out.append(Key(ev.scanCode, bool(flags & FASTPATH_KBD_EXTENDED), bool(flags & FASTPATH_KBD_RELEASE)))
+            elif isinstance(ev, FastPathUnicodeEvent):
+                if isinstance(ev.text, str):
+                    out.append(Unicode(ev.text, ev.released))
+            elif isinstance(ev, FastPathMouseEvent):
+                b = _button(ev.pointerFlags)
+                if b:
+                    out.append(Click(b, ev.mouseX, ev.mouseY))
+            elif getattr(ev, "data", b"")[:1] and (ev.data[0] >> 5) == 3:   # sync event (raw)
+                f = ev.data[0] & 0x1F
+                out.append(Sync(bool(f & 0x04), bool(f & 0x02)))
+        del header
+        return out
+
+    @staticmethod
+    def slowpath_events(input_pdu) -> list[object]:
+        out: list[object] = []
+        for ev in input_pdu.events:
+            if isinstance(ev, KeyboardEvent):
+                out.append(Key(ev.keyCode, bool(ev.flags & KBDFLAGS_EXTENDED), bool(ev.flags & KBDFLAGS_RELEASE)))
+            elif isinstance(ev, UnicodeKeyboardEvent):
+                out.append(Unicode(chr(ev.keyCode), bool(ev.flags & KBDFLAGS_RELEASE)))
+            elif isinstance(ev, MouseEvent):
+                b = _button(ev.flags)
+                if b:
+                    out.append(Click(b, ev.x, ev.y))
+            elif isinstance(ev, SynchronizeEvent):
+                out.append(Sync(bool(ev.flags & 0x04), bool(ev.flags & 0x02)))
+        return out
+
+
+# ------------------------------------------------------------------ client info ----
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    user: str
+    domain: str
+    password: str              # kept only in memory, to redact it; never put in an event
+    flags: int
+    client_address: str
+    alternate_shell: str
+    working_dir: str
+    redacted_pdu: bytes        # the PDU re-serialised with an empty password (for the replay)
+
+
+def _z(s: object) -> str:
+    if isinstance(s, bytes):
+        s = s.decode("utf-16-le", "replace")
+    return str(s or "").split("\x00", 1)[0]
+
+
+def client_info(data: bytes) -> ClientInfo:
+    parser = ClientInfoParser()
+    pdu = parser.parse(data)
+    password = _z(pdu.password)
+    addr = ""
+    if pdu.extraInfo is not None:
+        addr = _z(getattr(pdu.extraInfo, "clientAddress", ""))
+    # PyRDP keeps the terminating NULs in the strings and adds them again when writing
+    pdu.domain, pdu.username = _z(pdu.domain), _z(pdu.username)
+    pdu.alternateShell, pdu.workingDir = _z(pdu.alternateShell), _z(pdu.workingDir)
+    pdu.password = ""                   # what the replay keeps: never the password
+    try:
+        redacted = parser.write(pdu)
+    except Exception:                   # the replay then has no Client Info; events are unaffected
+        redacted = b""
+    return ClientInfo(pdu.username, pdu.domain, password, pdu.flags, addr,
+                      pdu.alternateShell, pdu.workingDir, redacted)
+
+
+# ---------------------------------------------------------------------- slow path ----
+def slowpath(data: bytes):
+    """A share control PDU (Demand/Confirm Active, Data PDU) parsed by PyRDP."""
+    return SlowPathParser().parse(data)
+
+
+def confirm_active_resolution(pdu) -> tuple[int, int] | None:
+    from pyrdp.enum import CapabilityType
+    caps = getattr(pdu, "parsedCapabilitySets", None) or {}
+    bmp = caps.get(CapabilityType.CAPSTYPE_BITMAP)
+    if bmp is None or not hasattr(bmp, "desktopWidth"):
+        return None
+    return bmp.desktopWidth, bmp.desktopHeight
+
+
+# ---------------------------------------------------------------------- clipboard ----
+class Clipboard:
+    """One session's cliprdr: both directions share one parser (the format list one side sends
+    names the formats of the data the other side asks for), and that parser is this session's."""
+
+    def __init__(self) -> None:
+        self.parser = ClipboardParser()
+        self.formats: dict[str, dict[int, str]] = {"c2s": {}, "s2c": {}}
+        self.requested: dict[str, int] = {}          # direction of the *response* -> format id
+
+    def message(self, direction: str, data: bytes) -> tuple[str, object] | None:
+        """("text", str) for a text Format Data Response, ("formats", names) for a Format List."""
+        pdu = self.parser.parse(data)
+        if isinstance(pdu, FormatListPDU):
+            self.formats[direction] = {fid: _z(getattr(f, "formatName", b"")) for fid, f in pdu.formatList.items()}
+            return ("formats", sorted(set(self.formats[direction].values()) | {str(i) for i in self.formats[direction]}))
+        if isinstance(pdu, FormatDataRequestPDU):
+            other = "s2c" if direction == "c2s" else "c2s"
+            self.requested[other] = int(pdu.requestedFormatId)
+            return None
+        if isinstance(pdu, FormatDataResponsePDU):
+            fid = self.requested.pop(direction, None)
+            if not (pdu.msgFlags & 0x1) or fid is None:                     # CB_RESPONSE_OK
+                return None
+            name = self.formats.get(direction, {}).get(fid, "")
+            raw = pdu.requestedFormatData
+            if fid == CF_UNICODETEXT:
+                text = raw.decode("utf-16-le", "replace")
+            elif fid in (CF_TEXT, CF_OEMTEXT) or name in TEXT_FORMAT_NAMES:
+                text = raw.decode("utf-8", "replace")
+            else:
+                return ("binary", (name or str(fid), raw))
+            return ("text", text.split("\x00", 1)[0])
+        return None
+
+
+# ------------------------------------------------------------------------- replay ----
+class ReplayWriter:
+    """Builds a PyRDP replay (.pyrdp) in memory, bounded; ``pyrdp-player`` opens the result."""
+
+    def __init__(self, limit: int) -> None:
+        self._parser = PlayerParser()
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        self.truncated = False
+
+    def _add(self, kind: PlayerPDUType, ts_ms: int, payload: bytes) -> None:
+        if self.truncated:
+            return
+        rec = self._parser.write(PlayerPDU(kind, ts_ms, payload))
+        if self.size + len(rec) > self.limit:
+            self.truncated = True
+            return
+        self.chunks.append(rec)
+        self.size += len(rec)
+
+    def client_data(self, ts_ms: int, gcc_blocks: bytes) -> None:
+        self._add(PlayerPDUType.CLIENT_DATA, ts_ms, gcc_blocks)
+
+    def client_info(self, ts_ms: int, redacted_pdu: bytes) -> None:
+        if redacted_pdu:
+            self._add(PlayerPDUType.CLIENT_INFO, ts_ms, redacted_pdu)
+
+    def slow_path(self, ts_ms: int, pdu: bytes) -> None:
+        self._add(PlayerPDUType.SLOW_PATH_PDU, ts_ms, pdu)
+
+    def fast_path_input(self, ts_ms: int, pdu: bytes) -> None:
+        self._add(PlayerPDUType.FAST_PATH_INPUT, ts_ms, pdu)
+
+    def fast_path_output(self, ts_ms: int, pdu: bytes) -> None:
+        self._add(PlayerPDUType.FAST_PATH_OUTPUT, ts_ms, pdu)
+
+    def clipboard(self, ts_ms: int, pdu: bytes) -> None:
+        self._add(PlayerPDUType.CLIPBOARD_DATA, ts_ms, pdu)
+
+    def close(self, ts_ms: int) -> None:
+        self._add(PlayerPDUType.CONNECTION_CLOSE, ts_ms, b"")
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.chunks)
