@@ -98,6 +98,7 @@ class Transport:
         self._said_undecryptable = False
         self.failed = False
         self.auth_done = False
+        self.trace: list[tuple[str, int, int]] | None = None   # (direction, type, length) if set
 
     # ------------------------------------------------------------------ feeding
     def feed(self, direction: Direction, data: bytes, ts: float) -> list:
@@ -180,6 +181,8 @@ class Transport:
                     return
             if not payload:
                 continue
+            if self.trace is not None:
+                self.trace.append((d.name, payload[0], len(payload)))
             try:
                 self._message(d, payload, ts, out)
             except (WireError, KexError) as exc:

@@ -136,7 +136,7 @@ SESSIONS = [
          keys='escrow.jsonl'),
     dict(name='a13_exec_gex_aes128cbc_nostrict', setup='a',
          kex='diffie-hellman-group-exchange-sha256', cipher='aes128-cbc', mac='hmac-sha2-256',
-         comp='none', action='exec', no_strict=True, keys='keylog', oracle=True),
+         comp='none', action='exec', no_strict=True, keys='keylog'),   # tshark 4.0: no gex/CBC
     dict(name='a14_exec_rekey_curve25519_chacha20', setup='a', kex='curve25519-sha256',
          cipher='chacha20-poly1305@openssh.com', mac=None, comp='none', action='exec_rekey',
          keys='ss.keylog'),
@@ -339,7 +339,7 @@ def run_session(s):
     up_target = upload_targets[s['setup']]
     if s['action'] in ('scp', 'scp_legacy', 'sftp') and os.path.exists(up_target):
         os.unlink(up_target)
-    server = None
+    server = agent = None
     tcpd = start_tcpdump(pcap, port)
     try:
         if s['setup'] == 'a':
@@ -376,9 +376,18 @@ def run_session(s):
                 cmd = ['ssh'] + ssh_opts(s) + ['-o', 'RekeyLimit=4K', target, REKEY_CMD]
                 meta['command'] = REKEY_CMD
             elif a == 'exec_forward':
-                # agent, X11 and remote-forward requests; the server refuses the forward
+                # agent, X11 and remote-forward requests; the server refuses the forward.
+                # -A needs a running agent (ssh-agent -D: foreground, stopped by PID below);
+                # -v puts the requests the client made into the transcript (manifest truth)
                 env['DISPLAY'] = '127.0.0.1:99'
-                cmd = ['ssh'] + ssh_opts(s) + ['-A', '-X', '-o', 'ExitOnForwardFailure=no',
+                sock = os.path.join(WORK, 'agent.sock')
+                if os.path.exists(sock):
+                    os.unlink(sock)
+                agent = subprocess.Popen(['ssh-agent', '-D', '-a', sock],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                wait_for(lambda: os.path.exists(sock), 10)
+                env['SSH_AUTH_SOCK'] = sock
+                cmd = ['ssh', '-v'] + ssh_opts(s) + ['-A', '-X', '-o', 'ExitOnForwardFailure=no',
                                                '-R', '127.0.0.1:0:127.0.0.1:9', target, FWD_CMD]
                 meta['command'] = FWD_CMD
             elif a == 'stdio_forward':
@@ -459,6 +468,7 @@ def run_session(s):
         time.sleep(0.8)
     finally:
         stop(server)
+        stop(agent)
         time.sleep(0.3)
         stop(tcpd, signal.SIGINT)
     # what was sent (facts of this run; expected results are for the project's own manifests)

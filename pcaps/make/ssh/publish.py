@@ -48,12 +48,17 @@ def reduce_records(recs, form):
     return out
 
 
+def transcript(pcaps, name):
+    p = os.path.join(pcaps, name + '.transcript.txt')
+    return open(p, errors='replace').read() if os.path.exists(p) else ''
+
+
 def server_log(pcaps, name):
     p = os.path.join(pcaps, name + '.server.log')
     return open(p).read() if os.path.exists(p) else ''
 
 
-def expected(s, meta, slog):
+def expected(s, meta, slog, transcript=''):
     """One manifest session from the scenario definition and the run record."""
     M = G.MARK
     a = s['action']
@@ -95,8 +100,13 @@ def expected(s, meta, slog):
             'exec_forward': ['%s-fwd' % M]}[a]
         sess['exit_status'] = 0
         if a == 'exec_forward':
+            # what the client says (ssh -v) it requested
+            said = transcript
             sess['tags'] = ['tunnel']
-            sess['requests'] = ['auth-agent-req@openssh.com', 'x11-req', 'tcpip-forward']
+            sess['requests'] = [req for req, line in (
+                ('auth-agent-req@openssh.com', 'Requesting authentication agent forwarding'),
+                ('x11-req', 'Requesting X11 forwarding'),
+                ('tcpip-forward', 'Remote connections from')) if line in said]
     elif a == 'stdio_forward':
         sess['tags'] = ['tunnel']
         sess['requests'] = ['direct-tcpip']
@@ -159,7 +169,7 @@ def main():
                            'off' if s.get('no_strict') else 'on'),
             made_by=made_by, oracle=True, tshark_decrypts=bool(s.get('oracle')),
             keys=keyfile, key_format=form, expect_error=None, client_rc=meta['client_rc'],
-            sessions=[expected(s, meta, server_log(pcaps, name))])
+            sessions=[expected(s, meta, server_log(pcaps, name), transcript(pcaps, name))])
     with open(man_path, 'w') as fh:
         json.dump(dict(sorted(manifest.items())), fh, indent=1)
         fh.write('\n')
