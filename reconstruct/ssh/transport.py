@@ -63,7 +63,8 @@ def _first_match(client: list[str], server: list[str], what: str) -> str:
 
 class _Dir:
     __slots__ = ("name", "buf", "pos", "phase", "seq", "opener", "candidates", "inflate",
-                 "comp_pending", "packets", "bytes", "decrypted", "seen_newkeys")
+                 "comp_pending", "packets", "bytes", "decrypted", "seen_newkeys", "opaque_chunks",
+                 "opaque_bytes")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -79,6 +80,8 @@ class _Dir:
         self.bytes = 0
         self.decrypted = False
         self.seen_newkeys = 0
+        self.opaque_chunks = 0          # TCP chunks seen after NEWKEYS without a key
+        self.opaque_bytes = 0
 
 
 class Transport:
@@ -104,7 +107,11 @@ class Transport:
     def feed(self, direction: Direction, data: bytes, ts: float) -> list:
         d = self.d[direction]
         d.bytes += len(data)
-        if d.phase in ("dead", "opaque"):
+        if d.phase == "opaque":
+            d.opaque_chunks += 1
+            d.opaque_bytes += len(data)
+            return []
+        if d.phase == "dead":
             return []
         d.buf += data
         out: list = []
@@ -131,11 +138,25 @@ class Transport:
             elif d.phase == "stalled":
                 out.append(DecodeError(ts, f"the {d.name} stream stopped at NEWKEYS before the "
                                            f"key exchange was complete"))
+        if self._said_undecryptable and not self._said_decrypted:
+            out.append(Metadata(ts, "auth_inferred", self.infer_auth()))
         if not self._said_decrypted and not self._said_undecryptable and self.neg:
             out.append(Metadata(ts, "decrypted", "false"))
             out.append(Metadata(ts, "decrypted_reason", self._key_problem or
                                 "the capture ends before any encrypted packet"))
         return out
+
+    def infer_auth(self) -> str:
+        """Without keys, like Zeek: the user-auth phase is a handful of small packets each way
+        (service request/accept, one request/answer per attempt). A server that goes on sending
+        many packets, or a client that keeps typing or uploading, is past authentication.
+        "success" or "unknown" (a failed login looks like a short session, but so does a
+        successful one that did nothing)."""
+        c, s = self.d["c2s"], self.d["s2c"]
+        if s.opaque_chunks >= 12 or c.opaque_chunks >= 12 or s.opaque_bytes >= 16384 \
+                or c.opaque_bytes >= 16384:
+            return "success"
+        return "unknown"
 
     def _fail(self, d: _Dir, ts: float, reason: str, out: list) -> None:
         d.phase = "dead"

@@ -36,3 +36,26 @@ def replay(pcap: str | Path, keys=None) -> list[list]:
             evs[ev.flow_id] += decs[ev.flow_id].close(ev.ts, ev.reason)
             del decs[ev.flow_id]
     return [evs[k] for k in sorted(evs)]
+
+
+def streams(pcap: str | Path) -> list[tuple[str, bytes, float]]:
+    """The (direction, bytes, ts) chunks of the first connection, as the sensor delivers them."""
+    p = PCAPS / pcap if not Path(pcap).is_absolute() else Path(pcap)
+    first = None
+    out = []
+    for ev in read_streams(str(p)):
+        if isinstance(ev, StreamOpened) and first is None:
+            first = ev.flow_id
+        elif isinstance(ev, StreamData) and ev.flow_id == first:
+            out.append((ev.direction, ev.data, ev.ts))
+    return out
+
+
+def run(chunks, keys=None, close: bool = True) -> tuple[SSHDecoder, list]:
+    dec = SSHDecoder(keys=keys)
+    evs: list = []
+    for d, data, ts in chunks:
+        evs += dec.feed(d, data, ts)
+    if close:
+        evs += dec.close(chunks[-1][2] if chunks else 0.0, "fin")
+    return dec, evs
