@@ -37,6 +37,7 @@ class Stats:
     sessions: int = 0
     evicted: int = 0
     snaplen_cut_bytes: int = 0
+    bad_tcp: int = 0
     by_protocol: dict[str, int] = field(default_factory=dict)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from sensor.capture import CaptureProblem, capture_size, read_batches
 from sensor.flows import FlowTable, Limits, Stats
-from sensor.headers import decode
+from sensor.headers import decode, segments
 from sensor.streams import StreamEvent
 
 SYN, ACK = 0x02, 0x10
@@ -68,10 +68,15 @@ class SensorRun:
             idx = np.flatnonzero(keep)
             if len(idx):
                 buf = batch.buf
-                cols = [c[idx].tolist() for c in (h.key, h.l3, h.ver, h.sport, h.dport, h.seq,
-                                                   h.ack, h.flags, h.pstart, h.plen, h.missing, batch.ts)]
+                sg = segments(h, idx)
+                cols = [c.tolist() for c in (sg.key, sg.l3, sg.ver, sg.sport, sg.dport, sg.seq, sg.ack,
+                                             sg.flags, sg.pstart, sg.plen, sg.missing)]
+                cols.append(batch.ts[idx].tolist())
                 packet = table.packet
                 for key, l3, ver, sp, dp, seq, ack, flags, ps, pl, miss, ts in zip(*cols):
+                    if flags < 0:
+                        self.stats.bad_tcp += 1
+                        continue
                     if ver == 4:
                         sraw, draw = buf[l3 + 12:l3 + 16], buf[l3 + 16:l3 + 20]
                     else:
@@ -97,7 +102,7 @@ class SensorRun:
                 yield from out
                 out.clear()
             if self.progress:
-                self.progress(batch.file_offset + len(batch.buf), self.size)
+                self.progress(batch.done if batch.done >= 0 else batch.file_offset + len(batch.buf), self.size)
         table.finish(last_ts)
         if out:
             yield from out
