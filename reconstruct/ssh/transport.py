@@ -101,6 +101,7 @@ class Transport:
         self._said_undecryptable = False
         self.failed = False
         self.auth_done = False
+        self._wrong_key = False
         self.trace: list[tuple[str, int, int]] | None = None   # (direction, type, length) if set
 
     # ------------------------------------------------------------------ feeding
@@ -267,9 +268,14 @@ class Transport:
                 out.append(Metadata(ts, "decrypted", "true"))
             return got
         n = len(order)
-        self._said_undecryptable = True
-        out.append(Metadata(ts, "decrypted", "false"))
-        out.append(Metadata(ts, "decrypted_reason", "wrong key"))
+        for other in self.d.values():            # one error per flow: the other side goes quiet
+            if other is not d and other.candidates is not None:
+                other.phase, other.buf, other.pos, other.candidates = "opaque", bytearray(), 0, None
+        self._wrong_key = True
+        if not self._said_undecryptable:
+            self._said_undecryptable = True
+            out.append(Metadata(ts, "decrypted", "false"))
+            out.append(Metadata(ts, "decrypted_reason", "wrong key"))
         raise PacketError(f"wrong key: the first encrypted {d.name} packet fails the integrity "
                           f"check with each of the {n} escrowed secret(s) for this session")
 
@@ -424,7 +430,7 @@ class Transport:
         both_done = all(x.seen_newkeys > self.kex_count for x in self.d.values())
         side = d.name
         neg = self.neg
-        if not self._kexkeys:
+        if not self._kexkeys or self._wrong_key:
             # nothing to decrypt with: from here on this direction is opaque
             d.phase = "opaque"
             d.buf = bytearray()
@@ -436,7 +442,8 @@ class Transport:
                 out.append(Metadata(ts, "decrypted_reason",
                                     "wrong key" if reason.startswith("wrong key") else "no key"))
                 out.append(Metadata(ts, "decrypted_detail", reason))
-                if reason.startswith("wrong key"):
+                if reason.startswith("wrong key") and not self._wrong_key:
+                    self._wrong_key = True
                     self.failed = True
                     out.append(DecodeError(ts, reason))
             if both_done:
