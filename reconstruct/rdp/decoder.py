@@ -16,6 +16,8 @@ replay is built in memory (``replay()``).
 """
 from __future__ import annotations
 
+import functools
+import os
 import struct
 from typing import Sequence
 
@@ -23,12 +25,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reconstruct.decoder import KeyLookup, NoKeys
 from reconstruct.events import (AuthAttempt, ClipboardCopy, CommandEntered, DecodeError, Event, FileTransfer,
-                                Gap, Metadata, Notice)
+                                Metadata, Notice)
 from reconstruct.rdp import credssp, mcs, stdsec, x224
 from reconstruct.rdp.layout import Keyboard, LineEditor, layout_for
 from reconstruct.rdp.pyrdp_bridge import (Click, Clipboard, InputReader, Key, ReplayWriter, Sync, Unicode,
                                           client_info, confirm_active_resolution, slowpath)
-from reconstruct.rdp.tls import TLSDecryptor, TLSError
+from reconstruct.rdp.tls import TLSDecryptor, TLSError, load_rsa_private_key
 
 SEC_EXCHANGE_PKT, SEC_ENCRYPT, SEC_INFO_PKT, SEC_LICENSE_PKT = 0x0001, 0x0008, 0x0040, 0x0080
 SEC_SECURE_CHECKSUM = 0x0800
@@ -51,6 +53,21 @@ class _Fatal(Exception):
     pass
 
 
+def load_server_key(key: rsa.RSAPrivateKey | str | os.PathLike) -> rsa.RSAPrivateKey:
+    """A key object as is; a path (what ``--rdp-server-key`` gives) is read once per process.
+
+    Reading happens here, when the importer builds the decoder, never while decoding."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key
+    return _load_key_file(os.fspath(key))
+
+
+@functools.lru_cache(maxsize=32)
+def _load_key_file(path: str) -> rsa.RSAPrivateKey:
+    with open(path, "rb") as f:
+        return load_rsa_private_key(f.read())
+
+
 class RDPDecoder:
     """``reconstruct.decoder.Decoder`` for RDP (protocol "rdp").
 
@@ -61,10 +78,11 @@ class RDPDecoder:
 
     protocol = "rdp"
 
-    def __init__(self, keys: KeyLookup | None = None, server_keys: Sequence[rsa.RSAPrivateKey] = (), *,
+    def __init__(self, keys: KeyLookup | None = None,
+                 server_keys: Sequence[rsa.RSAPrivateKey | str | os.PathLike] = (), *,
                  record_replay: bool = True, replay_limit: int = DEFAULT_REPLAY_LIMIT) -> None:
         self.keys = keys or NoKeys()
-        self.server_keys = list(server_keys)
+        self.server_keys = [load_server_key(k) for k in server_keys]
         self._out: list[Event] = []
         self._ts = 0.0
         self.state = "x224"             # x224 -> rdp (-> failed)
@@ -117,7 +135,8 @@ class RDPDecoder:
 
     def gap(self, direction: str, nbytes: int, ts: float) -> list[Event]:
         self._ts = ts
-        self._out.append(Gap(ts, direction, nbytes))
+        # the Gap event itself is recorded by the session layer (reconstruct.session), which
+        # sees every gap of every protocol; here we only say what it costs RDP decoding
         if not self.failed:
             where = "TLS" if self.tls is not None else ("Standard RDP Security" if self.stdsec else "RDP framing")
             self._fail(f"{nbytes} bytes missing from the capture ({direction}): {where} cannot be followed past a gap")
@@ -242,7 +261,8 @@ class RDPDecoder:
             self._undecrypted[direction] += len(data)
             if self.tls.no_secret_reason and "undecrypted" not in self._warned:
                 self._warned.add("undecrypted")
-                self._meta("decrypted", "no")
+                self._meta("decrypted", "false")
+                self._meta("decrypt-reason", self.tls.no_secret_reason)
                 self._fail(f"TLS traffic not decrypted: {self.tls.no_secret_reason}")
 
     def _feed_plain(self, direction: str, data: bytes) -> None:
@@ -360,7 +380,7 @@ class RDPDecoder:
         else:
             self._meta("security", f"{x224.protocols_text(self.confirm.selected_protocol)} "
                                    f"({self.tls.version}, {self.tls.suite.name if self.tls.suite else '?'})")
-            self._meta("decrypted", "yes")
+            self._meta("decrypted", "true")
 
     # --------------------------------------------------------- security layer ----
     def _channel_data(self, direction: str, channel: int, data: bytes) -> None:
@@ -400,14 +420,16 @@ class RDPDecoder:
 
     def _security_exchange(self, body: bytes) -> None:
         if not self.server_keys:
-            self._meta("decrypted", "no")
-            raise _Fatal("Standard RDP Security and no server key given (--rdp-server-key): not decrypted")
+            reason = "Standard RDP Security and no server key given (--rdp-server-key)"
+            self._meta("decrypted", "false")
+            self._meta("decrypt-reason", reason)
+            raise _Fatal(f"not decrypted: {reason}")
         n = struct.unpack_from("<I", body, 0)[0] if len(body) >= 4 else 0
         enc = body[4:4 + n]
         key = self._stdsec_key()
         cr = stdsec.decrypt_client_random(enc, key)
         self.stdsec = stdsec.StdSecSession(cr, self.server.server_random, self.server.encryption_method)
-        self._meta("decrypted", "yes")
+        self._meta("decrypted", "true")
 
     def _stdsec_key(self) -> rsa.RSAPrivateKey:
         modulus = mcs.server_public_modulus(self.server.certificate) if self.server else None
@@ -423,6 +445,8 @@ class RDPDecoder:
             raise _Fatal(f"the Client Info PDU could not be parsed ({type(e).__name__})") from None
         self.info = info
         self.user = info.user or self.user
+        if info.user:
+            self._meta("user", info.user)
         if info.domain:
             self._meta("domain", info.domain)
         if info.client_address:

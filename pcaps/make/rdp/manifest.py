@@ -81,7 +81,9 @@ def main() -> None:
         manifest[f"{stem}.pcap"] = {
             "description": description,
             "made_by": f"pcaps/make/rdp/gen.sh capture {cid}",
-            "oracle": True, "keys": keyfile, "keys_option": option,
+            "oracle": True,
+            "keys": keyfile if option == "--keys" else None,
+            "rdp_server_key": keyfile if option == "--rdp-server-key" else None,
             "expect_error": None, "sessions": [session],
         }
     manifest.update(damaged(password))
@@ -94,7 +96,9 @@ def damaged(password: str) -> dict[str, dict]:
     def entry(desc, src, keys, option, error, decrypted):
         return {
             "description": desc, "made_by": "pcaps/make/rdp/damage.py", "oracle": False,
-            "keys": keys, "keys_option": option, "expect_error": error,
+            "keys": keys if option == "--keys" else None,
+            "rdp_server_key": keys if option == "--rdp-server-key" else None,
+            "expect_error": error,
             "sessions": [{"protocol": "rdp", "server_port": 3389, "user": "rdpdemo", "auth": "unknown",
                           "decrypted": decrypted, "status": "decode_error", "commands": [],
                           "secrets": [password], "derived_from": src}],
