@@ -369,34 +369,49 @@ class Terminal:
         prompt_like = looks_like_prompt(ptext)
         if prompt_like:
             self._shell_prompt_seen = True
-        if self._out_index is not None and (prompt_like or not self._shell_prompt_seen):
+        if self._out_index is not None and prompt_like:
             events.append(self._make_output(self._output_rows(self.mark())))
         return events
 
     def _resolve(self) -> list[Event]:
         p, self._pending = self._pending, None
-        if p is None or not p.commandlike:
+        if p is None:
             return []
         s = self.screen
         cur_abs = self.mark()
-        if p.prompt_abs <= cur_abs <= p.prompt_abs + MAX_COMMAND_ROWS and p.prompt_abs >= s.scrolled - len(s.history):
+        first_kept = s.scrolled - len(s.history)
+        start_abs = cur_abs
+        text: str | None = None
+        commandlike = p.commandlike
+        if p.prompt_text and first_kept <= p.prompt_abs <= cur_abs <= p.prompt_abs + MAX_COMMAND_ROWS:
             rows = self._rows(p.prompt_abs, cur_abs + 1, strip=False)
-            text = rows[0][p.prompt_x:] if rows[0].startswith(p.prompt_text) else _strip_prompt(rows[0])
-            text = (text + "".join(rows[1:])).rstrip()
-        else:   # the screen was cleared or redrawn (Ctrl-L): read the cursor row alone
+            if rows and rows[0].startswith(p.prompt_text):
+                text = rows[0][p.prompt_x:] + "".join(rows[1:])
+                start_abs = p.prompt_abs
+        if text is None:
+            # The prompt seen at the first key is not where the line ended up: keys typed
+            # ahead of the echo, a screen redraw (Ctrl-L), a gap. Read the cursor row and
+            # take the prompt off by its shape.
             row = s.row_text(s.cursor.y)
-            text = row[len(p.prompt_text):] if p.prompt_text and row.startswith(p.prompt_text) else _strip_prompt(row)
+            m = _PROMPT_PREFIX_RE.match(row)
+            if m is not None:
+                text, commandlike = row[m.end():], True
+            else:
+                text = row[p.prompt_x:] if row.startswith(p.prompt_text) else row
+        if not commandlike:
+            return []
         text = text.strip()[:MAX_COMMAND_CHARS]
         if not text:
             return []
-        events = self._emit_command(p.ts, text)
+        events = self._emit_command(p.ts, text, start_abs)
         self._out_start = cur_abs + 1
         return events
 
-    def _emit_command(self, ts: float, text: str) -> list[Event]:
+    def _emit_command(self, ts: float, text: str, row_abs: int | None = None) -> list[Event]:
         events: list[Event] = []
-        if self._out_index is not None:      # no prompt seen in between (typed ahead)
-            events.append(self._make_output(self._output_rows(self.mark())))
+        if self._out_index is not None:      # the previous output ends above this command
+            end = self.mark() if row_abs is None else row_abs
+            events.append(self._make_output(self._output_rows(end)))
         events.append(CommandEntered(ts=ts, index=self._index, text=text))
         self._out_index = self._index
         self._index += 1
