@@ -115,6 +115,8 @@ class RDPDecoder:
         self.gfx_channel = False
         self.resolution: tuple[int, int] | None = None
         self._warned: set[str] = set()
+        self._said: set[str] = set()            # metadata keys already emitted
+        self._plain_seen = False                 # any decrypted RDP byte yet
         self.failed: str | None = None
 
     # ------------------------------------------------------------------ public API ----
@@ -129,7 +131,12 @@ class RDPDecoder:
                 self._feed_transport(direction, bytes(data))
         except _Fatal as e:
             self._fail(str(e))
-        except (TLSError, stdsec.StdSecError, x224.X224Error, mcs.MCSError, credssp.CredSSPError) as e:
+        except (TLSError, stdsec.StdSecError) as e:
+            if "decrypted" not in self._said:
+                self._meta("decrypted", "false")
+                self._meta("decrypt-reason", str(e))
+            self._fail(str(e))
+        except (x224.X224Error, mcs.MCSError, credssp.CredSSPError) as e:
             self._fail(str(e))
         return self._flush()
 
@@ -148,12 +155,12 @@ class RDPDecoder:
             if self.state == "x224":
                 if self._raw["c2s"] or self._raw["s2c"]:
                     self._fail("the capture ends inside the X.224 connection negotiation")
-            elif self.tls is not None and not self.tls.decrypting and self.tls.no_secret_reason is None \
-                    and self.tls.server_random is None:
-                self._fail("the capture ends inside the TLS handshake (no ServerHello seen)")
-            elif self.tls is not None and self.tls.no_secret_reason is None and not self.tls.decrypting \
-                    and any(self._undecrypted.values()):
-                self._fail("the capture ends inside the TLS handshake")
+            elif self.tls is not None and not self._plain_seen and self.tls.no_secret_reason is None:
+                seen = "no ServerHello seen" if self.tls.server_random is None else "no application data"
+                if "decrypted" not in self._said:
+                    self._meta("decrypted", "false")
+                    self._meta("decrypt-reason", "the TLS handshake is incomplete")
+                self._fail(f"the capture ends inside the TLS handshake ({seen})")
         if self.line.text:
             self._out.append(Notice(ts, "typed-unfinished", self._redact(self.line.take())))
         self._emit_auth(final=True)
@@ -179,6 +186,7 @@ class RDPDecoder:
         self._out.append(DecodeError(self._ts, reason))
 
     def _meta(self, key: str, value: object) -> None:
+        self._said.add(key)
         self._out.append(Metadata(self._ts, key, str(value)))
 
     def _warn(self, kind: str, text: str) -> None:
@@ -255,6 +263,7 @@ class RDPDecoder:
             self._meta("tls_cipher", suite.name if suite else f"{self.tls.suite_id:#06x}")
         if self.tls.decrypting:
             for chunk in plain:
+                self._plain_seen = True
                 self._feed_plain(direction, chunk)
         elif self.tls.version is not None and (self.tls.no_secret_reason and
                                                (self.tls._encrypted[direction] or self.tls.version == "TLS 1.3")):
@@ -436,7 +445,7 @@ class RDPDecoder:
         for k in self.server_keys:
             if modulus is None or k.public_key().public_numbers().n == modulus:
                 return k
-        raise _Fatal("none of the given RDP server keys matches the server's Standard RDP Security certificate")
+        raise stdsec.StdSecError("none of the given RDP server keys matches the server's Standard RDP Security certificate")
 
     def _client_info(self, data: bytes) -> None:
         try:

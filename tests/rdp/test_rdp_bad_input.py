@@ -1,0 +1,79 @@
+"""Bad input costs one session a clear, one-sentence DecodeError, and nothing else: wrong keys,
+another session's key log, a capture cut inside the TLS handshake, garbage after X.224.
+What was readable before the failure (the X.224 cookie, TLS version) is still reported."""
+from __future__ import annotations
+
+import pytest
+
+from rdp_corpus import MANIFEST, RDP, decode_file, decoder_for
+from sensor.pipeline import read_streams
+from sensor.streams import StreamClosed, StreamData
+
+BAD = [n for n, e in MANIFEST.items() if e["expect_error"]]
+
+
+def _one_error(d) -> str:
+    errors = d.of("DecodeError")
+    assert len(errors) == 1, errors
+    reason = errors[0].reason
+    assert reason and "\n" not in reason and len(reason) < 200
+    return reason
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_damaged_capture_gives_its_error(name):
+    entry = MANIFEST[name]
+    d = decode_file(name)
+    assert entry["expect_error"] in _one_error(d)
+    assert d.meta("decrypted") == ["false"]
+    assert d.meta("cookie") == ["mstshash=rdpdemo"]          # readable without keys, still there
+    assert not d.of("CommandEntered")
+    for s in entry["sessions"][0]["secrets"]:
+        assert s not in repr(d.events)
+
+
+@pytest.mark.parametrize("name, keylog, server_key, expect", [
+    # Standard RDP Security with the TLS server's key: the certificate in SC_SECURITY does not match
+    ("rdp-stdsec.pcap", None, "rdp-tls12-rsa.server-key.pem", "none of the given RDP server keys matches"),
+    ("rdp-stdsec.pcap", "rdp-tls13.keylog", None, "no server key given"),
+    ("rdp-tls12-rsa.pcap", "rdp-tls13.keylog", None, "the server's private key (--rdp-server-key) is needed"),
+    ("rdp-tls12-ecdhe.pcap", None, "rdp-tls12-rsa.server-key.pem", "is forward secret"),
+    ("rdp-tls12-ecdhe.pcap", "rdp-tls13.keylog", None, "forward secret"),
+])
+def test_wrong_secret_is_named(name, keylog, server_key, expect):
+    d = decode_file(name, keylog=keylog, server_key=server_key)
+    assert expect in _one_error(d)
+    assert d.meta("decrypted") == ["false"]
+    assert d.meta("client_name") in ([], [MANIFEST[name]["sessions"][0]["client_name"]])
+
+
+def _events_by_flow(names: list[str], interleave: bool) -> list[list]:
+    """Decode several captures with one decoder each, feeding them one after the other or
+    interleaved chunk by chunk (as an importer does with concurrent connections)."""
+    feeds = []
+    for n in names:
+        dec = decoder_for(MANIFEST[n])
+        items = [(dec, ev) for ev in read_streams(str(RDP / n)) if isinstance(ev, (StreamData, StreamClosed))]
+        feeds.append(items)
+    order = []
+    if interleave:
+        for i in range(max(map(len, feeds))):
+            order += [f[i] for f in feeds if i < len(f)]
+    else:
+        order = [x for f in feeds for x in f]
+    out: dict[int, list] = {id(f[0][0]): [] for f in feeds}
+    for dec, ev in order:
+        if isinstance(ev, StreamData):
+            out[id(dec)] += dec.feed(ev.direction, ev.data, ev.ts)
+        else:
+            out[id(dec)] += dec.close(ev.ts, ev.reason)
+    return [[(type(e).__name__, getattr(e, "text", getattr(e, "reason", ""))) for e in evs] for evs in out.values()]
+
+
+def test_a_bad_session_does_not_touch_its_neighbours():
+    names = ["rdp-bad-garbage-after-x224.pcap", "rdp-tls13.pcap", "rdp-stdsec.pcap", "rdp-tls12-ecdhe.pcap"]
+    alone = _events_by_flow(names, interleave=False)
+    together = _events_by_flow(names, interleave=True)
+    assert together == alone
+    assert ("ClipboardCopy", "st-tls13-clipboard-s2c") in together[1]
+    assert ("ClipboardCopy", "st-stdsec-clipboard-c2s") in together[2]
