@@ -7,7 +7,10 @@ NAWS 1073, TTYPE 1091, LINEMODE 1184, NEW-ENVIRON 1572, ENVIRON 1408), it emits:
 * ``Resize`` (NAWS), ``Metadata`` ("terminal", "env-user", "linemode", ...);
 * ``AuthAttempt`` per login attempt, judged from what the server printed next;
 * ``CommandEntered`` / ``CommandOutput`` from the shared terminal emulator;
-* ``Notice`` for interrupts sent as Telnet commands, ``Gap``, and at most one ``DecodeError``.
+* ``Notice`` for interrupts sent as Telnet commands, and at most one ``DecodeError``.
+
+A gap (``gap()``) costs no more than the missing bytes: the IAC parser drops any
+half-read command and decoding goes on with the next byte as data.
 
 Redaction happens here, before any event exists: bytes typed after a password prompt
 (until Enter) are replaced by ``*`` in ``Input`` and never reach the terminal emulator,
@@ -22,7 +25,7 @@ from typing import Sequence
 
 from reconstruct.decoder import KeyLookup, NoKeys
 from reconstruct.events import (
-    AuthAttempt, DecodeError, Direction, Event, Gap, Input, Metadata, Notice, Output, Resize,
+    AuthAttempt, DecodeError, Direction, Event, Input, Metadata, Notice, Output, Resize,
 )
 from reconstruct.terminal import Terminal, looks_like_prompt
 
@@ -231,7 +234,9 @@ class TelnetDecoder:
         return events
 
     def gap(self, direction: Direction, nbytes: int, ts: float) -> Sequence[Event]:
-        events: list[Event] = [Gap(ts=ts, direction=direction, nbytes=nbytes)]
+        # The Gap event itself is recorded by the session layer (reconstruct.session), as for
+        # every protocol; here we only resynchronise.
+        events: list[Event] = []
         # Resynchronise: a half-parsed IAC sequence cannot be finished across missing bytes.
         self._parsers[direction].reset()
         if direction == "c2s":

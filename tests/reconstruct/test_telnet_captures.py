@@ -40,8 +40,8 @@ def decode_capture(name: str) -> list[dict]:
         d = s["decoder"]
         if isinstance(ev, StreamData):
             out = d.feed(ev.direction, ev.data, ev.ts)
-        elif isinstance(ev, StreamGap):
-            out = d.gap(ev.direction, ev.nbytes, ev.ts)
+        elif isinstance(ev, StreamGap):       # recorded as the session layer does
+            out = [Gap(ev.ts, ev.direction, ev.nbytes), *d.gap(ev.direction, ev.nbytes, ev.ts)]
         elif isinstance(ev, StreamClosed):
             out = d.close(ev.ts, ev.reason)
         else:
