@@ -52,7 +52,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from appliance.importer import Importer
     from appliance.keys import load_keys
 
-    home = Home()
+    home = Home(actor=actor())
     try:
         keys = load_keys(args.keys or [], home=home)
     except (OSError, ValueError) as e:
@@ -137,7 +137,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                         until=parse_time(args.until) if args.until else None,
                         decrypted=None if args.decrypted is None else args.decrypted == "yes",
                         limit=args.limit)
-    with _open_catalog(Home()) as catalog:
+    with _open_catalog(Home(actor=actor())) as catalog:
         rows = catalog.sessions(flt)
     if args.json:
         for r in rows:
@@ -157,7 +157,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with _open_catalog(Home()) as catalog:
+    with _open_catalog(Home(actor=actor())) as catalog:
         s = catalog.session(_resolve(catalog, args.id))
     assert s is not None
     if args.json:
@@ -215,7 +215,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_transcript(args: argparse.Namespace) -> int:
     from appliance.transcript import render_transcript
 
-    home = Home()
+    home = Home(actor=actor())
     with _open_catalog(home) as catalog:
         sid = _resolve(catalog, args.id)
         s = catalog.session(sid)
@@ -242,7 +242,7 @@ def _read_cast(home: Home, sid: str, purpose: str) -> bytes | None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from appliance.player import play
 
-    home = Home()
+    home = Home(actor=actor())
     with _open_catalog(home) as catalog:
         sid = _resolve(catalog, args.id)
     cast = _read_cast(home, sid, "replay")
@@ -257,7 +257,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    home = Home()
+    home = Home(actor=actor())
     with _open_catalog(home) as catalog:
         sid = _resolve(catalog, args.id)
         s = catalog.session(sid)
@@ -282,7 +282,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    with _open_catalog(Home()) as catalog:
+    with _open_catalog(Home(actor=actor())) as catalog:
         hits = catalog.search(args.text, regex=args.regex, limit=args.limit)
     if args.json:
         for h in hits:

@@ -137,18 +137,19 @@ class Importer:
     def persist(self, rec: SessionRecord, log: StreamLog | None, catalog: Catalog, store: RecordingStore,
                 import_id: int | None, source: str) -> dict[str, Any]:
         names: list[str] = []
+        meta = {"time_range": (rec.start, rec.end if rec.end is not None else rec.start), "source": source}
         if log is not None and log.size:
-            names.append(_put_versioned(store, rec.id, "streams.bin", log.blob()))
+            names.append(_put_versioned(store, rec.id, "streams.bin", log.blob(), meta))
         for f in rec.files:
             if f.content is not None:
                 name = f"files/{f.sha256}"
                 if not store.exists(rec.id, name):
-                    store.put(rec.id, name, f.content)
+                    store.put(rec.id, name, f.content, **meta)
                 names.append(name)
         if any(type(e).__name__ == "Output" for e in rec.terminal):
             cast = render_cast(rec)
             if cast:
-                names.append(_put_versioned(store, rec.id, "terminal.cast", cast))
+                names.append(_put_versioned(store, rec.id, "terminal.cast", cast, meta))
         catalog.write_session(rec, import_id, source, names)
         return {"id": rec.id, "protocol": rec.protocol, "client": f"{rec.client_ip}:{rec.client_port}",
                 "server": f"{rec.server_ip}:{rec.server_port}", "user": rec.user, "auth": rec.auth,
@@ -189,10 +190,10 @@ def _latest(store: RecordingStore, sid: str, name: str) -> str:
     return sorted(versions, key=lambda n: (len(n), n))[-1] if versions else name
 
 
-def _put_versioned(store: RecordingStore, sid: str, name: str, data: bytes) -> str:
+def _put_versioned(store: RecordingStore, sid: str, name: str, data: bytes, meta: dict) -> str:
     """Artefacts are never overwritten (evidence): a re-decoded session gets a new version."""
     if not store.exists(sid, name):
-        store.put(sid, name, data)
+        store.put(sid, name, data, **meta)
         return name
     digest = hashlib.sha256(data).hexdigest()
     base, _, ext = name.rpartition(".")
@@ -200,7 +201,7 @@ def _put_versioned(store: RecordingStore, sid: str, name: str, data: bytes) -> s
     while True:
         cand = f"{base}.v{v}.{ext}"
         if not store.exists(sid, cand):
-            store.put(sid, cand, data)
+            store.put(sid, cand, data, **meta)
             return cand
         v += 1
         if v > 1000:
