@@ -73,7 +73,8 @@ def _upload_content(n=60000):
     return head + body[:n - len(head)]
 
 
-UPLOAD_CONTENT = _upload_content()
+# benchmarks/ssh_decrypt.py asks for a large upload with UPLOAD_BYTES (the corpus keeps 60 kB)
+UPLOAD_CONTENT = _upload_content(int(os.environ.get('UPLOAD_BYTES') or 60000))
 SFTP_B_DIR = os.path.join(WORK, 'sftp-b')
 SFTP_B_REMOTE = os.path.join(WORK, 'sftp-b-' + UPLOAD_NAME)
 
@@ -180,6 +181,14 @@ SESSIONS = [
          keys='kh.jsonl'),
 ]
 
+# not part of the committed corpus: run only when named (benchmarks/ssh_decrypt.py, with
+# UPLOAD_BYTES=200000000); Wireshark-4.0-friendly so tshark can be timed on the same file
+BENCH_SESSIONS = [
+    dict(name='z01_bench_sftp_put', setup='b', kex='curve25519-sha256', cipher='aes128-ctr',
+         mac='hmac-sha2-256', comp='none', action='sftp', sshd='rsa', no_strict=True,
+         keys='keylog', oracle=True),
+]
+
 
 SSH_VERSION = subprocess.run(['ssh', '-V'], capture_output=True, text=True).stderr.strip() \
     if shutil.which('ssh') else 'OpenSSH'
@@ -227,7 +236,8 @@ def port_listening(port):
 
 def start_tcpdump(pcap, port):
     errf = open(pcap + '.tcpdump.log', 'w')
-    p = subprocess.Popen(['tcpdump', '-i', 'lo', '-s', '0', '-U', '-n', '-Z', 'root',
+    # -B: a 128 MiB kernel buffer, so a fast bulk transfer (benchmark) loses no packet
+    p = subprocess.Popen(['tcpdump', '-i', 'lo', '-s', '0', '-B', '131072', '-U', '-n', '-Z', 'root',
                           '-w', pcap, 'tcp port %d' % port],
                          stdout=subprocess.DEVNULL, stderr=errf)
     ok = wait_for(lambda: 'listening on' in open(pcap + '.tcpdump.log').read(), 10)
@@ -559,6 +569,7 @@ def main():
     metas = []
     try:
         todo = [s for s in SESSIONS if not only or s['name'] in only or s['setup'] in only]
+        todo += [s for s in BENCH_SESSIONS if s['name'] in only]
         if any(s['setup'] == 'b' and not s.get('sshd') for s in todo):
             sshd = start_sshd()
         if any(s.get('sshd') == 'rsa' for s in todo):
@@ -575,7 +586,7 @@ def main():
         records = {m["name"]: m for m in json.load(open(runs_path))}
     for m in metas:
         records[m["name"]] = m
-    order = [s['name'] for s in SESSIONS]
+    order = [s['name'] for s in SESSIONS + BENCH_SESSIONS]
     with open(runs_path, "w") as fh:
         json.dump([records[n] for n in order if n in records], fh, indent=2)
     # combined key logs

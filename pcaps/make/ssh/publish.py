@@ -141,7 +141,7 @@ def main():
     runs = {m['name']: m for m in json.load(open(os.path.join(out, 'sessions.json')))}
     man_path = os.path.join(dest, 'manifest.json')
     manifest = json.load(open(man_path)) if os.path.exists(man_path) else {}
-    for s in G.SESSIONS:
+    for s in G.SESSIONS + G.BENCH_SESSIONS:
         name = s['name']
         if name not in runs:
             continue
