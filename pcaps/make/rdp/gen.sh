@@ -7,8 +7,10 @@
 #
 # Usage (as root, Debian 12, loopback only):
 #   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
-#   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr
-#   rdp/gen.sh captures           all six captures
+#   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video
+#   rdp/gen.sh captures           all seven captures
+# (video: xrdp with bulk_compression=false, so the graphics are renderable by PyRDP; it runs the
+#  short layout script with the word "video" on a US keyboard)
 #   rdp/gen.sh all                setup + captures
 #
 # Environment overrides:
@@ -101,7 +103,7 @@ do_setup() {
 }
 
 # xrdp.ini for one capture: $1=out $2=security_layer $3=crypt_level
-# $4=ssl_protocols $5=tls_ciphers (may be empty)
+# $4=ssl_protocols $5=tls_ciphers (may be empty) $6=bulk_compression (default true)
 mk_xrdp_ini() {
     cat > "$1" <<EOF
 [Globals]
@@ -122,7 +124,7 @@ allow_channels=true
 allow_multimon=true
 bitmap_cache=true
 bitmap_compression=true
-bulk_compression=true
+bulk_compression=${6:-true}
 max_bpp=32
 new_cursors=true
 use_fastpath=both
@@ -254,7 +256,7 @@ run_layout_script() { # $1=word typed on the US keys
 
 # ------------------------------------------------------------- capture ----
 capture_one() {
-    local id=$1 name sec crypt protos ciphers cname cargs=() preload keylog="" kbd=0x409 word=""
+    local id=$1 name sec crypt protos ciphers cname cargs=() preload keylog="" kbd=0x409 word="" bulk=true
     case "$id" in
       stdsec)     name=rdp-stdsec;      sec=rdp; crypt=high; protos="TLSv1.2, TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-STDSEC; cargs=(/sec:rdp)
@@ -272,6 +274,9 @@ capture_one() {
       kbdde)      name=rdp-kbd-de;      sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-KBDDE; cargs=(/sec:tls); kbd=0x407; word=qwzyx
                   preload="$W/sslkeylog_shim.so" ;;
+      video)      name=rdp-video;       sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-VIDEO; cargs=(/sec:tls); word=video; bulk=false
+                  preload="$W/sslkeylog_shim.so" ;;
       kbdfr)      name=rdp-kbd-fr;      sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-KBDFR; cargs=(/sec:tls); kbd=0x40c; word=qwzyx
                   preload="$W/sslkeylog_shim.so" ;;
@@ -282,7 +287,7 @@ capture_one() {
     log "=== capture $id -> $OUT/$name.pcap"
     local ini="$W/etc/xrdp-$id.ini" pcap="$OUT/$name.pcap" logs="$LOGS"
     mkdir -p "$logs" "$LOGS/screens"; SNAPNAME=$name
-    mk_xrdp_ini "$ini" "$sec" "$crypt" "$protos" "$ciphers"
+    mk_xrdp_ini "$ini" "$sec" "$crypt" "$protos" "$ciphers" "$bulk"
     rm -f "$pcap" "$W/keys/$name".*.keylog "$W/log/xrdp.log"
     ACTLOG="$W/run/$name.actions.tsv"; : >"$ACTLOG"
 
@@ -408,7 +413,7 @@ do_captures() {
 case "${1:-}" in
     setup) do_setup ;;
     capture) shift; do_captures "$@" ;;
-    captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr ;;
-    all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr ;;
+    captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video ;;
+    all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video ;;
     *) sed -n '2,21p' "$0"; exit 2 ;;
 esac

@@ -25,7 +25,10 @@ CAPTURES = {
     "tls13": ("rdp-tls13", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-tls13.keylog", "--keys"),
     "kbdde": ("rdp-kbd-de", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-kbd-de.keylog", "--keys"),
     "kbdfr": ("rdp-kbd-fr", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-kbd-fr.keylog", "--keys"),
+    "video": ("rdp-video", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-video.keylog", "--keys"),
 }
+# gen.sh mk_xrdp_ini: bulk compression is on except for the "video" capture
+BULK_COMPRESSION = {cid: cid != "video" for cid in CAPTURES}
 
 
 def params(path: Path) -> dict[str, str]:
@@ -45,8 +48,10 @@ def main() -> None:
         p = params(OUT / f"{stem}.params.txt")
         session = {
             "protocol": "rdp", "server_port": int(common["PORT"]),
-            "user": p["user"], "auth": "success",
-            "auth_attempts": [{"user": p["user"], "result": "success"}],
+            # The login succeeded (the session ran), but xrdp never sends the Save Session Info
+            # PDU that would say so on the wire: the capture can only show "unknown".
+            "user": p["user"], "auth": "unknown",
+            "auth_attempts": [{"user": p["user"], "result": "unknown"}],
             "client_name": p["client_name"],
             "keyboard_layout": p.get("keyboard_layout", "0x409"),
             "resolution": "800x600",
@@ -56,6 +61,8 @@ def main() -> None:
             "gaps": [], "conflicts": 0, "picked_up": False,
             "decrypted": True, "status": "complete", "files": [],
             "secrets": [password],
+            "video": ("not reconstructed: the server used bulk compression" if BULK_COMPRESSION[cid]
+                      else "replay"),
         }
         if "typed_on_us_keys" in p:
             # run_layout_script: `touch <word>` typed on US keys, read by the server's layout
