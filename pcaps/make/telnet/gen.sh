@@ -159,10 +159,20 @@ print(json.dumps(merged, indent=2))
 PY
 
 # ---------------------------------------------------------------- sanity: markers visible in the raw streams
-check() {  # check FILE STRING...
-  local f=$1; shift
-  local txt; txt=$(tshark -r "$OUT/$f" -q -z follow,tcp,ascii,0 -z follow,tcp,ascii,1 2>/dev/null | tr -d '\r\n')
-  for s in "$@"; do grep -qF -- "$s" <<<"$txt" || { echo "MISSING '$s' in $f" >&2; exit 1; }; done
+check() {  # check FILE STRING...: each STRING in one direction of stream 0 or 1 (tshark follow, raw)
+  python3 - "$OUT/$1" "${@:2}" <<'PY' || exit 1
+import re, subprocess, sys
+path, needles = sys.argv[1], sys.argv[2:]
+out = subprocess.run(["tshark", "-r", path, "-q", "-z", "follow,tcp,raw,0", "-z", "follow,tcp,raw,1"],
+                     capture_output=True, text=True).stdout
+dirs = {0: b"", 1: b""}
+for line in out.splitlines():
+    if re.fullmatch(r"\t?(?:[0-9a-f]{2})+", line):      # data rows; a leading tab marks node 1
+        dirs[line.startswith("\t")] += bytes.fromhex(line.strip())
+for n in needles:
+    if not any(n.encode() in d for d in dirs.values()):
+        sys.exit(f"MISSING {n!r} in {path.rsplit('/', 1)[-1]}")
+PY
 }
 M=$MARK
 check t1_inetutils_full_session.pcap "$M-t1-first" "$M-t1-bs-ok" 'uid=' GNU/Linux 'PID USER' "$M-t1-vi.txt"
