@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from reconstruct.events import DecodeError, FileTransfer  # noqa: E402
 from reconstruct.ssh import KeyStore, SSHDecoder  # noqa: E402
 from sensor.pipeline import read_streams  # noqa: E402
-from sensor.streams import StreamData, StreamOpened  # noqa: E402
+from sensor.streams import StreamData  # noqa: E402
 
 NAME = "z01_bench_sftp_put"
 

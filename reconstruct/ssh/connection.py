@@ -45,7 +45,7 @@ class _Channel:
 
 class Connection:
     def __init__(self) -> None:
-        self._pending_auth: deque[tuple[str, str]] = deque()
+        self._pending_auth: deque[tuple[str, str, str]] = deque()
         self.user: str | None = None
         self.auth_result = "unknown"
         self._owned: dict[str, dict[int, _Channel]] = {"c2s": {}, "s2c": {}}

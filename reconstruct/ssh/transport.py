@@ -9,12 +9,11 @@ decoded again later from the stored streams.
 """
 from __future__ import annotations
 
-import struct
 import zlib
 from dataclasses import dataclass
 
 from reconstruct.decoder import KeyLookup
-from reconstruct.events import DecodeError, Direction, Event, Metadata
+from reconstruct.events import DecodeError, Direction, Metadata
 from reconstruct.ssh import fingerprint
 from reconstruct.ssh.ciphers import CIPHERS, MACS, PacketError, PacketOpener, key_sizes, make_opener
 from reconstruct.ssh.kex import KexContext, KexError, KexKeys, derive_keys, kex_family
