@@ -256,7 +256,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="wrap the master key with a passphrase (prompted, or $SESSIONTAP_PASSPHRASE) "
                         "instead of a key file")
     p.add_argument("--chunk-size", type=int, default=1 << 20, help="sealed chunk size in bytes (default 1 MiB)")
-    p.add_argument("--zstd-level", type=int, default=3, help="compression level (default 3)")
+    p.add_argument("--zstd-level", type=int, default=1, help="zstd level (default 1: see benchmarks/vault.py)")
     p.set_defaults(func=cmd_init)
 
     p = _common(subparsers.add_parser("verify", help="check chunks, manifest signatures and hash chains"))

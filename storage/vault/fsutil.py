@@ -37,8 +37,11 @@ def _explain(err: OSError, what: str) -> VaultError:
 
 
 def atomic_write(path: Path, chunks: bytes | Iterator[bytes], *, mode: int = 0o600,
-                 what: str | None = None) -> int:
-    """Write ``chunks`` to ``path`` all-or-nothing; returns the number of bytes written."""
+                 what: str | None = None, sync_dir: bool = True) -> int:
+    """Write ``chunks`` to ``path`` all-or-nothing; returns the number of bytes written.
+
+    ``sync_dir=False`` leaves the rename's durability to a later ``fsync_dir`` of the same
+    directory (the ledger entry is made durable by the fsync that follows its head write)."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     label = what or path.name
     total = 0
@@ -57,7 +60,8 @@ def atomic_write(path: Path, chunks: bytes | Iterator[bytes], *, mode: int = 0o6
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if sync_dir:
+            fsync_dir(path.parent)
     except OSError as err:
         _unlink_quietly(tmp)
         raise _explain(err, label) from None
@@ -88,13 +92,23 @@ def append_durable(path: Path, data: bytes, *, what: str) -> None:
         raise _explain(err, what) from None
 
 
-def remove_durable(path: Path) -> bool:
+def remove_durable(path: Path, *, sync_dir: bool = True) -> bool:
     try:
         os.unlink(path)
     except FileNotFoundError:
         return False
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
     return True
+
+
+def create_marker(path: Path) -> None:
+    """An empty file whose existence (not content) matters: only its directory needs syncing."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        fsync_dir(path.parent)
+    except OSError as err:
+        raise _explain(err, "a write marker") from None
 
 
 def _unlink_quietly(path: Path) -> None:
