@@ -47,9 +47,9 @@ def load_openssl(con) -> None:
 
 def attach_encrypted(con, path: str | Path, key: str, alias: str = "catalog") -> None:
     """``ATTACH path AS alias (ENCRYPTION_KEY key)`` after making sure DuckDB can write it."""
-    load_openssl(con)
     if not key or any(c not in "0123456789abcdef" for c in key):
         raise VaultError("the catalog key must be the hex string from Vault.catalog_key()")
     if not alias.isidentifier():
         raise VaultError(f"{alias!r} is not a valid database alias")
+    load_openssl(con)
     con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {alias} (ENCRYPTION_KEY '{key}')")
