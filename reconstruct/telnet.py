@@ -239,6 +239,8 @@ class TelnetDecoder:
         events: list[Event] = []
         # Resynchronise: a half-parsed IAC sequence cannot be finished across missing bytes.
         self._parsers[direction].reset()
+        if direction == "s2c":
+            self.term.gap()
         if direction == "c2s":
             self._last_cr["c2s"] = False
             if self._await == "user":

@@ -193,6 +193,8 @@ class _Pending:
     prompt_x: int
     prompt_text: str
     commandlike: bool
+    ahead: bool = False
+    tries: int = 0
 
 
 class Terminal:
@@ -212,7 +214,8 @@ class Terminal:
         self._guard = _EscapeGuard()
         self._state = _IDLE
         self._prompt: tuple[int, int, str] = (0, 0, "")
-        self._pending: _Pending | None = None
+        self._pending: deque[_Pending] = deque(maxlen=64)   # Enters whose line break is not echoed yet
+        self._line_ahead = False                # the line being typed began before the last echo
         self._last_key_cr = False
         self._index = 0
         self._out_index: int | None = None      # command whose output is being collected
@@ -222,6 +225,7 @@ class Terminal:
         self._bulk = 0                          # output bytes since the last command
         self._lost_lines = 0
         self._line_echo: bytes | None = None    # a client-edited line not yet seen echoed
+        self._after_gap = False                 # server output went missing since the last line
         self.emulation_errors = 0               # sequences pyte could not handle
 
     # ----------------------------------------------------------------- public API
@@ -269,12 +273,14 @@ class Terminal:
                 self._feed(echo + b"\r\n")
                 if self._out_index is not None:
                     self._out_start = self.mark()
-        if self._pending is not None:
+        while self._pending and data:
             nl = data.find(b"\n")
-            if nl >= 0:
-                self._feed(data[:nl])
-                events += self._resolve()
-                data = data[nl:]
+            if nl < 0:
+                break
+            self._feed(data[:nl])
+            events += self._resolve()
+            self._feed(data[nl:nl + 1])
+            data = data[nl + 1:]
         if data:
             self._feed(data)
         return events
@@ -282,8 +288,6 @@ class Terminal:
     def keys(self, data: bytes, ts: float) -> list[Event]:
         """Keystrokes sent by the client in character mode (the server echoes them)."""
         events: list[Event] = []
-        if self._pending is not None and data:
-            events += self._resolve()        # typed ahead of the echo: read the line now
         for b in data:
             if b == 0x0A and self._last_key_cr:
                 self._last_key_cr = False      # CR LF is one Enter
@@ -295,7 +299,9 @@ class Terminal:
             if b in (0x0D, 0x0A):
                 if self._state == _TYPING:
                     px_abs, px, ptext = self._prompt
-                    self._pending = _Pending(ts, px_abs, px, ptext, self._commandlike(ptext))
+                    self._pending.append(_Pending(ts, px_abs, px, ptext,
+                                                  self._commandlike(ptext) or self._after_gap,
+                                                  self._line_ahead))
                 self._state = _IDLE
             elif b == 0x03:
                 self._state = _IDLE            # Ctrl-C: the line is abandoned, never runs
@@ -309,9 +315,7 @@ class Terminal:
 
         Whether the user's screen showed it through a server echo (a pty left in echo
         mode) or through the client's local echo is decided when the next output comes."""
-        events: list[Event] = []
-        if self._pending is not None:
-            events += self._resolve()
+        events = self._resolve_all()
         if self.full_screen:
             return events
         events += self._start_line()
@@ -326,26 +330,29 @@ class Terminal:
 
     def interrupt(self, ts: float) -> list[Event]:
         """An interrupt outside the byte stream (Telnet IAC IP): like Ctrl-C."""
-        events = self._resolve() if self._pending is not None else []
         self._state = _IDLE
-        return events
+        return []
 
     def cancel_line(self) -> None:
         """The line being typed was a secret (password) or is otherwise not a command."""
         self._state = _IDLE
-        self._pending = None
+
+    def gap(self) -> None:
+        """Server output is missing: the prompt of the next line may be among the lost bytes,
+        so that line counts as a command even if no prompt is seen before it."""
+        self._after_gap = True
 
     def forget_commands(self) -> None:
         """What was typed so far was not at a shell (a login we picked up mid-way): start over."""
         self._state = _IDLE
-        self._pending = None
+        self._pending.clear()
         self._line_echo = None
         self._index = 0
         self._out_index = None
         self._shell_prompt_seen = False
 
     def close(self, ts: float) -> list[Event]:
-        events = self._resolve() if self._pending is not None else []
+        events = self._resolve_all()
         if self._out_index is not None:
             end = self.mark()
             rows = self._output_rows(end)
@@ -365,24 +372,50 @@ class Terminal:
         """First key of a new line: remember the prompt; the previous output ends here."""
         ptext = self.cursor_line()
         self._prompt = (self.mark(), self.screen.cursor.x, ptext)
+        self._line_ahead = bool(self._pending)
+        if self._line_ahead:
+            return []
         events: list[Event] = []
         prompt_like = looks_like_prompt(ptext)
         if prompt_like:
             self._shell_prompt_seen = True
+            self._after_gap = False
         if self._out_index is not None and prompt_like:
             events.append(self._make_output(self._output_rows(self.mark())))
         return events
 
-    def _resolve(self) -> list[Event]:
-        p, self._pending = self._pending, None
-        if p is None:
-            return []
+    def _resolve_all(self) -> list[Event]:
+        events: list[Event] = []
+        while self._pending:
+            events += self._resolve(force=True)
+        return events
+
+    def _resolve(self, force: bool = False) -> list[Event]:
+        """At a line break from the server: read the oldest pending command off the screen."""
+        p = self._pending[0]
         s = self.screen
+        if p.ahead:
+            # Typed before the previous command's echo: its prompt is unknown, so it is the
+            # first row that starts with a prompt and has text after it.
+            row = s.row_text(s.cursor.y)
+            m = _PROMPT_PREFIX_RE.match(row)
+            if m is None or not row[m.end():].strip():
+                p.tries += 1
+                if force or p.tries > 256:
+                    self._pending.popleft()
+                return []
+            self._pending.popleft()
+            self._after_gap = False
+            events = self._emit_command(p.ts, row[m.end():].strip()[:MAX_COMMAND_CHARS], self.mark())
+            self._out_start = self.mark() + 1
+            return events
+        self._pending.popleft()
         cur_abs = self.mark()
         first_kept = s.scrolled - len(s.history)
         start_abs = cur_abs
         text: str | None = None
-        commandlike = p.commandlike
+        commandlike = p.commandlike or self._after_gap
+        self._after_gap = False
         if p.prompt_text and first_kept <= p.prompt_abs <= cur_abs <= p.prompt_abs + MAX_COMMAND_ROWS:
             rows = self._rows(p.prompt_abs, cur_abs + 1, strip=False)
             if rows and rows[0].startswith(p.prompt_text):

@@ -185,3 +185,24 @@ def test_picked_up_mid_line_without_prompt_still_gives_following_commands():
     ev += s.keys(b"\r", 4)
     ev += s.output(RUN + b"u\r\n" + PROMPT, 4)
     assert [e.text for e in ev if isinstance(e, CommandEntered)][-1] == "whoami"
+
+
+def test_keys_typed_before_their_echo_arrives_are_read_at_the_line_break():
+    s = Shell()
+    typed(s, b"id")
+    s.keys(b"\r")
+    s.keys(b"uname -a\r")                               # the server's answer is held back
+    s.server(RUN + b"uid=0\r\n" + PROMPT + b"uname -a" + RUN + b"Linux\r\n" + PROMPT)
+    s.close()
+    assert s.commands() == ["id", "uname -a"]
+    assert s.outputs() == ["uid=0", "Linux"]
+
+
+def test_after_lost_server_output_the_next_line_counts_even_without_its_prompt():
+    s = Shell()
+    typed(s, b"sudo -n true")
+    s.session((b"\r", RUN))
+    s.term.gap()                                        # "sudo: ...\r\n" + prompt were lost
+    typed(s, b"rm -rf /tmp/x")
+    s.session((b"\r", RUN + PROMPT))
+    assert s.commands() == ["sudo -n true", "rm -rf /tmp/x"]
