@@ -103,6 +103,7 @@ class RDPDecoder:
         self.info = None                # pyrdp_bridge.ClientInfo (holds the password: never emitted)
         self.user: str | None = None
         self._auth_emitted = False
+        self._info_ts: float | None = None
         self._logon_seen = False
         self.keyboard = Keyboard()
         self.line = LineEditor()
@@ -171,7 +172,7 @@ class RDPDecoder:
 
     def replay(self) -> bytes | None:
         """The PyRDP replay of this session (opens in pyrdp-player), or None if not recorded."""
-        if self._replay is None or not self._replay.chunks:
+        if self._replay is None or not self._replay.content:
             return None
         return self._replay.getvalue()
 
@@ -453,6 +454,7 @@ class RDPDecoder:
         except Exception as e:
             raise _Fatal(f"the Client Info PDU could not be parsed ({type(e).__name__})") from None
         self.info = info
+        self._info_ts = self._ts
         self.user = info.user or self.user
         if info.user:
             self._meta("user", info.user)
@@ -553,7 +555,8 @@ class RDPDecoder:
         self._auth_emitted = True
         result = "success" if self._logon_seen else "unknown"
         method = "client-info" + (" (autologon)" if self.info and self.info.flags & 0x8 else "")
-        self._out.append(AuthAttempt(self._ts, self.user or None, method, result))
+        # the attempt happened when the credentials were sent; the result may come much later
+        self._out.append(AuthAttempt(self._info_ts or self._ts, self.user or None, method, result))
 
     # --------------------------------------------------------------- fast path ----
     def _fastpath(self, direction: str, pdu: bytes) -> None:

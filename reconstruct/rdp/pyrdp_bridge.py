@@ -212,6 +212,7 @@ class ReplayWriter:
         self.size = 0
         self.limit = limit
         self.truncated = False
+        self.content = 0                  # records other than the closing one
 
     def _add(self, kind: PlayerPDUType, ts_ms: int, payload: bytes) -> None:
         if self.truncated:
@@ -222,6 +223,8 @@ class ReplayWriter:
             return
         self.chunks.append(rec)
         self.size += len(rec)
+        if kind != PlayerPDUType.CONNECTION_CLOSE:
+            self.content += 1
 
     def client_data(self, ts_ms: int, gcc_blocks: bytes) -> None:
         self._add(PlayerPDUType.CLIENT_DATA, ts_ms, gcc_blocks)

@@ -1,0 +1,55 @@
+"""The user's story on the command line: import an RDP capture with its key log or server key,
+list RDP sessions, read the transcript, export the PyRDP replay and, where PyRDP can render the
+graphics, an MP4; where it cannot, the refusal says why."""
+from __future__ import annotations
+
+import pytest
+
+from rdp_corpus import MANIFEST, RDP
+
+
+def _import(cli, name):
+    entry = MANIFEST[name]
+    args = ["--keys", str(RDP / entry["keys"])] if entry["keys"] else \
+           ["--rdp-server-key", str(RDP / entry["rdp_server_key"])]
+    cli("import", "-q", str(RDP / name), *args)
+    return args
+
+
+def test_import_list_transcript(cli):
+    _import(cli, "rdp-stdsec.pcap")
+    _import(cli, "rdp-tls12-rsa.pcap")
+    sessions = cli.json_lines("sessions", "--protocol", "rdp", "--json")
+    assert len(sessions) == 2 and {s["user"] for s in sessions} == {"rdpdemo"}
+    for s in sessions:
+        detail = cli.json("show", s["id"], "--json")
+        name = "rdp-stdsec.pcap" if detail["metadata"]["client_name"] == "DEV-STDSEC" else "rdp-tls12-rsa.pcap"
+        want = MANIFEST[name]["sessions"][0]
+        assert [c["text"] for c in detail["commands"]] == want["commands"]
+        assert detail["metadata"]["resolution"] == want["resolution"]
+        text = cli("transcript", s["id"]).stdout.decode()
+        for c in want["commands"]:
+            assert c in text
+        for clip in want["clipboard"]:
+            assert f"{clip['direction']}: {clip['text']}" in text
+
+
+def test_export_replay_and_video(cli, tmp_path):
+    args = _import(cli, "rdp-video.pcap")
+    sid = cli.json_lines("sessions", "--json")[0]["id"]
+    out = tmp_path / "s.pyrdp"
+    cli("export", sid, "--format", "pyrdp", "-o", str(out), *args)
+    assert out.stat().st_size > 10000
+    pytest.importorskip("PySide6", reason="optional video dependencies")
+    mp4 = tmp_path / "s.mp4"
+    cli("export", sid, "--format", "mp4", "-o", str(mp4), *args)
+    assert mp4.read_bytes()[4:8] == b"ftyp"
+
+
+def test_no_video_says_why(cli, tmp_path):
+    args = _import(cli, "rdp-tls13.pcap")
+    sid = cli.json_lines("sessions", "--json")[0]["id"]
+    p = cli("export", sid, "--format", "mp4", "-o", str(tmp_path / "x.mp4"), *args, check=False)
+    assert p.returncode != 0 and b"bulk compression" in p.stderr
+    p = cli("export", sid, "--format", "pyrdp", "-o", str(tmp_path / "x.pyrdp"), check=False)   # no key
+    assert p.returncode != 0 and b"no RDP replay" in p.stderr
