@@ -142,3 +142,28 @@ def test_only_the_audited_door_decrypts_recordings() -> None:
                         openers.add((path.name, func.name))
     assert {m for m in makers if m[1] != "Vault"} == {("vault.py", "_access")}
     assert {o for o in openers if o[1] not in ("_Door",)} == {("vault.py", "plaintext"), ("vault.py", "check")}
+
+
+class RecordingTSA:
+    """Stands in for an RFC 3161 authority, which a passive appliance usually cannot reach:
+    returns a token naming the digest it was asked to stamp."""
+
+    def __init__(self) -> None:
+        self.digests: list[bytes] = []
+
+    def stamp(self, digest: bytes) -> bytes | None:
+        self.digests.append(digest)
+        return b"TSR:" + digest.hex().encode()
+
+
+def test_a_timestamp_hook_stamps_each_ledger_entry_hash(home: Path) -> None:
+    from storage.vault.chain import entry_hash
+    tsa = RecordingTSA()
+    v = Vault.init(home, timestamper=tsa)
+    v.put("s", "terminal.cast", cast(1))
+    m = v.manifest("s", "terminal.cast")
+    assert tsa.digests == [bytes.fromhex(entry_hash(m))]
+    assert (home / "ledger" / f"{m['seq']:08d}.tsr").read_bytes() == b"TSR:" + entry_hash(m).encode()
+    # the default hook stores nothing
+    Vault.open(home).put("s", "other", b"x")
+    assert len(list((home / "ledger").glob("*.tsr"))) == 1
