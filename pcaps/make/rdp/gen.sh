@@ -9,6 +9,8 @@
 #   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
 #   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video
 #   rdp/gen.sh captures           all seven captures
+# (Drive redirection is not in this corpus: FreeRDP 2.11 announces file-system devices only after
+#  the server's RDPDR User Logged On PDU, which xrdp 0.9.21 never sends, so no drive appears.)
 # (video: xrdp with bulk_compression=false, so the graphics are renderable by PyRDP; it runs the
 #  short layout script with the word "video" on a US keyboard)
 #   rdp/gen.sh all                setup + captures
