@@ -150,7 +150,7 @@ class Catalog:
     def write_session(self, rec: SessionRecord, import_id: int | None, source: str,
                       recordings: list[str]) -> None:
         con = self.con
-        tags = sorted({t for e in rec.timeline for t in e.tags if e.kind == "tag"})
+        tags = sorted({t for e in rec.timeline for t in e.tags})
         con.execute("BEGIN")
         try:
             for table in ("auth_attempts", "commands", "events", "gaps", "files"):
