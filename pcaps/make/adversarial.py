@@ -290,6 +290,32 @@ def main() -> None:
                                    "dropped": forged.decode("latin-1")}])],
            oracle=False)
 
+    # --- partial overlap: a segment straddling the end of an output segment A and the start of the
+    # next one C; its bytes over A differ (a conflict), its bytes over C agree with C (no conflict
+    # when C arrives).  The stream stays the real one.
+    i = find_payload(segs, False, b"Permission denied")   # the output of the sed command
+    a_seg = segs[i]
+    a_end = a_seg.seq + len(a_seg.payload)
+    c_idx = next(k for k in data_segs(segs, False) if segs[k].seq == a_end)
+    c_seg = segs[c_idx]
+    over, beyond = 6, 4
+    assert len(a_seg.payload) >= over and len(c_seg.payload) >= beyond
+    straddle = b"FORGED"[:over] + c_seg.payload[:beyond]
+    assert straddle[:over] != a_seg.payload[-over:]
+    b_seg = replace(a_seg, ts=a_seg.ts + Decimal("0.00005"), seq=a_end - over, payload=straddle)
+    assert b_seg.ts < c_seg.ts, "the straddling segment must arrive before the next real one"
+    p = segs[:i + 1] + [b_seg] + segs[i + 1:]
+    write_pcap(out("a18_overlap_partial.pcap"), LT_ETHERNET, frames_of(p, eth))
+    expect("a18_overlap_partial.pcap", f"real t2 session with an extra server->client segment of {over + beyond} "
+           f"bytes straddling the end of one segment and the start of the next: its first {over} bytes "
+           f"(`FORGED`) contradict what was already seen (one conflict, first copy wins), its last {beyond} "
+           "agree with the segment that follows (no second conflict); the stream stays the real one",
+           [sess(conflicts=1, output_not_contains=["FORGED"],
+                 conflict_detail=[{"direction": "s2c", "nbytes": over,
+                                   "kept": a_seg.payload[-over:].decode("latin-1"),
+                                   "dropped": straddle[:over].decode("latin-1")}])],
+           oracle=False)
+
     # --- missing segment: the output of `sudo -n true` is never captured (the client's ACK is)
     i = find_payload(segs, False, b"a password is required")
     lost = segs[i]
