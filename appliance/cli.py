@@ -20,7 +20,8 @@ from rich.table import Table
 from appliance.home import Home
 from storage.catalog import Catalog, SessionFilter, iso, parse_time
 
-EXTRA_COMMAND_MODULES = ("appliance.cli_vault", "appliance.cli_keys", "appliance.cli_rdp")
+EXTRA_COMMAND_MODULES = ("appliance.cli_vault", "appliance.cli_keys", "appliance.cli_rdp", "appliance.cli_sensor",
+                         "appliance.cli_console")
 
 # pipes and files get wide tables, not the 80 columns rich assumes without a terminal
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -54,7 +55,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     home = Home(actor=actor())
     try:
-        keys = load_keys(args.keys or [], home=home)
+        keys = load_keys(args.keys or [], home=home, actor=actor())
     except (OSError, ValueError) as e:
         return fail(str(e))
     options: dict[str, dict[str, Any]] = {}

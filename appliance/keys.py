@@ -46,14 +46,65 @@ def parse_key_text(text: str, source: str) -> KeyRing:
     return ring
 
 
-def load_keys(paths: list[str], home: Any = None) -> KeyLookup:
-    if not paths:
-        return NoKeys()
+def read_key_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise OSError(f"{path}: cannot read the key file ({e.strerror})") from None
+
+
+def load_keys(paths: list[str], home: Any = None, actor: str = "appliance") -> KeyLookup:
+    """Keys from the files given plus every key deposited earlier. The files given are
+    deposited too (sealed), so sessions can be decoded again later."""
     ring = KeyRing()
-    for p in paths:
-        try:
-            text = Path(p).read_text(encoding="utf-8", errors="replace")
-        except OSError as e:
-            raise OSError(f"{p}: cannot read the key file ({e.strerror})") from None
+    texts = [(p, read_key_file(p)) for p in paths]
+    for p, text in texts:
         ring.lookups.extend(parse_key_text(text, p).lookups)
+    if home is not None and home.has_vault():
+        vault = home.vault()
+        for p, text in texts:
+            deposit(vault, text, p, actor)
+        ring.lookups.extend(deposited_keys(vault, actor).lookups)
+    elif home is not None and texts:
+        vault = home.vault()
+        for p, text in texts:
+            deposit(vault, text, p, actor)
+    return ring if len(ring) else NoKeys()
+
+
+# -- deposited key material: sealed in the vault, indexed by a sealed list of names ----------
+_INDEX = "escrow/index"
+
+
+def deposited_names(vault: Any, actor: str) -> list[str]:
+    import json
+    try:
+        return json.loads(vault.open_secret(_INDEX, actor=actor, purpose="list escrowed keys"))
+    except Exception as e:  # no index yet
+        if type(e).__name__ == "NotFoundError":
+            return []
+        raise
+
+
+def deposit(vault: Any, text: str, source: str, actor: str) -> tuple[str, bool]:
+    """Seal one key file's text in the vault. Returns its name and whether it was new."""
+    import hashlib
+    import json
+    name = "escrow/" + hashlib.sha256(text.encode()).hexdigest()
+    names = deposited_names(vault, actor)
+    if name in names:
+        return name, False
+    vault.seal_secret(name, text.encode(), actor=actor)
+    vault.seal_secret(_INDEX, json.dumps(names + [name]).encode(), actor=actor)
+    return name, True
+
+
+def deposited_keys(vault: Any, actor: str, purpose: str = "decrypt sessions") -> KeyRing:
+    ring = KeyRing()
+    for name in deposited_names(vault, actor):
+        text = vault.open_secret(name, actor=actor, purpose=purpose).decode("utf-8", "replace")
+        try:
+            ring.lookups.extend(parse_key_text(text, name).lookups)
+        except ValueError:
+            continue
     return ring

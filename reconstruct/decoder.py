@@ -34,7 +34,9 @@ class Decoder(Protocol):
         """Bytes of one direction, in TCP order, contiguous with the previous call's."""
 
     def gap(self, direction: Direction, nbytes: int, ts: float) -> Sequence[Event]:
-        """``nbytes`` of this direction are missing; the next ``feed`` continues after them."""
+        """``nbytes`` of this direction are missing; the next ``feed`` continues after them.
+        The session layer records the ``Gap`` event itself: a decoder only resynchronises
+        (and may report what the gap cost it, e.g. a non-fatal ``DecodeError``)."""
 
     def close(self, ts: float, reason: str) -> Sequence[Event]:
         """The connection ended (or the capture did); flush whatever is pending."""
