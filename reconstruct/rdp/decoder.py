@@ -28,8 +28,8 @@ from reconstruct.events import (AuthAttempt, ClipboardCopy, CommandEntered, Deco
                                 Metadata, Notice)
 from reconstruct.rdp import credssp, mcs, stdsec, x224
 from reconstruct.rdp.layout import Keyboard, LineEditor, layout_for
-from reconstruct.rdp.pyrdp_bridge import (Click, Clipboard, InputReader, Key, ReplayWriter, Sync, Unicode,
-                                          client_info, confirm_active_resolution, slowpath)
+from reconstruct.rdp.pyrdp_bridge import (Click, Clipboard, DriveRedirection, InputReader, Key, ReplayWriter, Sync,
+                                          Unicode, client_info, confirm_active_resolution, slowpath)
 from reconstruct.rdp.tls import TLSDecryptor, TLSError, load_rsa_private_key
 
 SEC_EXCHANGE_PKT, SEC_ENCRYPT, SEC_INFO_PKT, SEC_LICENSE_PKT = 0x0001, 0x0008, 0x0040, 0x0080
@@ -46,6 +46,7 @@ ERRINFO = {0x1: "RPC initiated disconnect", 0x2: "RPC initiated logoff", 0x3: "i
 MAX_PDU_BUFFER = 0x10000 + 16          # one TPKT/fast-path PDU at most
 MAX_CHANNEL_MESSAGE = 8 * 1024 * 1024  # one reassembled virtual channel message
 MAX_LINE = 4096                        # one typed line
+MAX_FILE = 16 * 1024 * 1024            # one redirected-drive file kept in memory (beyond: hash-less, incomplete)
 DEFAULT_REPLAY_LIMIT = 64 * 1024 * 1024
 
 
@@ -110,6 +111,7 @@ class RDPDecoder:
         self.commands = 0
         self.inputs = InputReader()
         self.clipboard = Clipboard()
+        self.drives = DriveRedirection(MAX_FILE)
         self._vc: dict[tuple[str, int], bytearray] = {}
         self._replay = ReplayWriter(replay_limit) if record_replay else None
         self.graphics = {"updates": 0, "compressed": 0, "surface": 0, "slowpath_compressed": 0}
@@ -665,6 +667,8 @@ class RDPDecoder:
         msg = bytes(self._vc.pop(key))
         if name == "cliprdr":
             self._cliprdr(direction, msg)
+        elif name == "rdpdr":
+            self._rdpdr(direction, msg)
         elif name == "drdynvc":
             if b"Microsoft::Windows::RDS::Graphics" in msg:
                 self.gfx_channel = True
@@ -691,6 +695,22 @@ class RDPDecoder:
             self._out.append(FileTransfer(self._ts, "upload" if direction == "c2s" else "download",
                                           f"clipboard:{fmt}", len(raw), hashlib.sha256(raw).hexdigest(),
                                           "clipboard", content=None))
+
+    def _rdpdr(self, direction: str, msg: bytes) -> None:
+        try:
+            results = self.drives.message(direction, msg)
+        except Exception:
+            self._warn("rdpdr", "a device redirection message could not be parsed; skipped")
+            return
+        for kind, value in results:
+            if kind == "devices":
+                self._meta("redirected_devices", ",".join(value) or "none")
+            elif kind == "file":
+                import hashlib
+                self._out.append(FileTransfer(self._ts, value.direction, value.path, len(value.data),
+                                              hashlib.sha256(value.data).hexdigest(), "rdpdr",
+                                              content=value.data if value.complete else None,
+                                              complete=value.complete))
 
     # ------------------------------------------------------------------- video ----
     def _video_verdict(self) -> None:

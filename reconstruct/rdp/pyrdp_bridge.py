@@ -9,6 +9,7 @@ and PyRDP's known bugs are corrected in ``pyrdp_fixes`` (applied on import).
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from reconstruct.rdp import pyrdp_fixes
@@ -250,3 +251,93 @@ class ReplayWriter:
 
     def getvalue(self) -> bytes:
         return b"".join(self.chunks)
+
+
+# ------------------------------------------------------------ drive redirection ----
+@dataclass(frozen=True, slots=True)
+class DriveFile:
+    """A redirected-drive file the server read from or wrote to the client, once closed."""
+    path: str
+    direction: str             # "upload": client -> server (server read it); "download": written to client
+    data: bytes
+    complete: bool             # every byte from 0 to the end was seen
+
+
+class DriveRedirection:
+    """One session's rdpdr: IRP create/read/write/close, matched by completion and file ids.
+
+    PyRDP parses create, read and close; it leaves IRP_MJ_WRITE raw, which we read here
+    (MS-RDPEFS 2.2.1.4.4: Length, Offset, 20 bytes padding, data)."""
+
+    IRP_MJ_CREATE, IRP_MJ_CLOSE, IRP_MJ_READ, IRP_MJ_WRITE = 0x0, 0x2, 0x3, 0x4
+
+    def __init__(self, max_file: int) -> None:
+        from pyrdp.parser.rdp.virtual_channel.device_redirection import DeviceRedirectionParser
+        self.parser = DeviceRedirectionParser()
+        self.max_file = max_file
+        self._create: dict[int, tuple[int, str]] = {}            # completion id -> (device, path)
+        self._read: dict[int, tuple[int, int]] = {}              # completion id -> (file id, offset)
+        self.files: dict[int, dict] = {}                         # file id -> state
+        self.devices: dict[int, str] = {}
+
+    def message(self, direction: str, data: bytes) -> list[object]:
+        from pyrdp.pdu.rdp.virtual_channel.device_redirection import (
+            DeviceCloseRequestPDU, DeviceCreateRequestPDU, DeviceCreateResponsePDU, DeviceIORequestPDU,
+            DeviceListAnnounceRequest, DeviceReadRequestPDU, DeviceReadResponsePDU)
+        pdu = self.parser.parse(data)
+        out: list[object] = []
+        if isinstance(pdu, DeviceListAnnounceRequest):
+            for dev in pdu.deviceList:
+                self.devices[dev.deviceID] = _z(dev.preferredDOSName)
+            out.append(("devices", sorted(self.devices.values())))
+        elif isinstance(pdu, DeviceCreateRequestPDU):
+            self._create[pdu.completionID] = (pdu.deviceID, pdu.path)
+        elif isinstance(pdu, DeviceCreateResponsePDU):
+            dev_path = self._create.pop(pdu.completionID, None)
+            if dev_path is not None and int(pdu.ioStatus) == 0:
+                dev, path = dev_path
+                drive = self.devices.get(dev, f"device{dev}")
+                self.files[pdu.fileID] = {"path": f"{drive}:{path}", "read": {}, "write": {}, "size": 0}
+        elif isinstance(pdu, DeviceReadRequestPDU):
+            self._read[pdu.completionID] = (pdu.fileID, pdu.offset)
+        elif isinstance(pdu, DeviceReadResponsePDU):
+            fid_off = self._read.pop(pdu.completionID, None)
+            if fid_off is not None and fid_off[0] in self.files:
+                self._put(self.files[fid_off[0]], "read", fid_off[1], pdu.payload)
+        elif isinstance(pdu, DeviceCloseRequestPDU):
+            f = self.files.pop(pdu.fileID, None)
+            if f is not None:
+                out += self._finish(f)
+        elif isinstance(pdu, DeviceIORequestPDU) and int(pdu.majorFunction) == self.IRP_MJ_WRITE:
+            p = pdu.payload
+            if len(p) >= 32 and pdu.fileID in self.files:
+                length, offset = struct.unpack_from("<IQ", p, 0)
+                self._put(self.files[pdu.fileID], "write", offset, p[32:32 + length])
+        return out
+
+    def _put(self, f: dict, kind: str, offset: int, data: bytes) -> None:
+        if f["size"] + len(data) > self.max_file:
+            f["truncated"] = True
+            return
+        f[kind][offset] = data
+        f["size"] += len(data)
+
+    @staticmethod
+    def _assemble(parts: dict[int, bytes]) -> tuple[bytes, bool]:
+        out, pos, complete = bytearray(), 0, True
+        for off in sorted(parts):
+            if off > pos:
+                complete = False
+                break
+            chunk = parts[off][pos - off:]
+            out += chunk
+            pos += len(chunk)
+        return bytes(out), complete
+
+    def _finish(self, f: dict) -> list[object]:
+        done = []
+        for kind, direction in (("read", "upload"), ("write", "download")):
+            if f[kind]:
+                data, complete = self._assemble(f[kind])
+                done.append(("file", DriveFile(f["path"], direction, data, complete and not f.get("truncated"))))
+        return done
