@@ -18,7 +18,11 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("SESSIONTAP_HOME") or Path.home() / ".sessiontap")
+    try:
+        from appliance.home import default_home as home_of_the_appliance
+        return home_of_the_appliance()
+    except ImportError:
+        return Path(os.environ.get("SESSIONTAP_HOME") or Path.home() / ".local" / "share" / "sessiontap")
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -49,7 +53,8 @@ def _open(args: argparse.Namespace) -> Vault:
 
 def _console():
     from rich.console import Console
-    return Console(highlight=False, soft_wrap=True)
+    # pipes and files get wide tables, as in appliance.cli
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _fail(err: Exception) -> int:
@@ -59,7 +64,7 @@ def _fail(err: Exception) -> int:
 
 def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--home", dest="vault_home", metavar="DIR", default=None,
-                   help="data directory (default: $SESSIONTAP_HOME or ~/.sessiontap)")
+                   help="data directory (default: $SESSIONTAP_HOME or ~/.local/share/sessiontap)")
     p.add_argument("--key-file", metavar="PATH", default=None,
                    help="master key file (default: $SESSIONTAP_KEY_FILE or DIR/keys/master.key)")
     p.add_argument("--actor", default=None,
@@ -101,7 +106,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     try:
         vault = _open(args)
-        report = vault.verify(None if args.all or not args.id else args.id, actor=_actor(args))
+        target = None if args.all or not args.id else args.id
+        if target is not None and target not in vault._recs:    # a recording id is taken as is
+            target = vault.find_session(target)
+        report = vault.verify(target, actor=_actor(args))
     except VaultError as err:
         return _fail(err)
     if args.json:
@@ -114,7 +122,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_OK if report.ok else EXIT_PROBLEMS
     out = _console()
     summary = (f"{report.recordings_checked} recording(s), {report.bytes_checked / 1e6:.1f} MB, "
-               f"{report.ledger_entries} ledger entries, {report.audit_entries} audit entries checked")
+               f"{report.ledger_entries} ledger entries"
+               + (f", {report.audit_entries} audit entries" if report.scope == "all" else "") + " checked")
     if report.ok:
         out.print(f"[green]OK[/green]: {summary}; signatures, chunks and hash chains verify")
         return EXIT_OK
@@ -154,6 +163,8 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_hold(args: argparse.Namespace) -> int:
     try:
         vault = _open(args)
+        args.id = vault.find_session(args.id) if args.command_name == "hold" else \
+            next((h for h in vault.holds() if h.startswith(args.id)), args.id)
         (vault.hold if args.command_name == "hold" else vault.release)(
             args.id, actor=_actor(args), reason=args.reason or "")
     except VaultError as err:
@@ -220,19 +231,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _catalog_metadata(vault: Vault, session_id: str) -> tuple[str, dict | None, str]:
+    """(full session id, the catalog's record of it, why not) - the catalog is optional here:
+    a vault without it still exports recordings and proofs."""
+    try:
+        import duckdb
+
+        from appliance.home import Home
+        with Home(path=vault.home, _vault=vault).catalog(read_only=True) as cat:
+            full = cat.find_session(session_id) or session_id
+            return full, cat.session(full), "the catalog has no record of this session"
+    except (ImportError, FileNotFoundError, LookupError, duckdb.Error) as err:
+        return session_id, None, f"the catalog is not available ({err})"
+
+
 def cmd_evidence(args: argparse.Namespace) -> int:
-    err_out = sys.stderr
     try:
         vault = _open(args)
-        metadata: dict
-        try:
-            from storage import catalog  # the lead's DuckDB catalog; optional at this stage
-            metadata = catalog.evidence_metadata(vault, args.id)
-        except (ImportError, AttributeError):
-            print("sessiontap: warning: the catalog is not available; the bundle holds the "
-                  "recordings and their proofs but no session metadata or events", file=err_out)
-            metadata = {"session_id": args.id, "note": "catalog not available at export time"}
-        out = build_evidence(vault, args.id, metadata, args.output, actor=_actor(args),
+        sid, record, why = _catalog_metadata(vault, vault.find_session(args.id))
+        if record is None:
+            print(f"sessiontap: warning: {why}; the bundle holds the recordings and their proofs "
+                  "but no session metadata or events", file=sys.stderr)
+            record = {"id": sid, "note": why}
+        out = build_evidence(vault, sid, {"session": record}, args.output, actor=_actor(args),
                              purpose=args.purpose)
     except VaultError as err:
         return _fail(err)
@@ -260,7 +281,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_init)
 
     p = _common(subparsers.add_parser("verify", help="check chunks, manifest signatures and hash chains"))
-    p.add_argument("id", nargs="?", help="a session id or recording id (default: everything)")
+    p.add_argument("id", nargs="?", help="a session id (a unique prefix is enough) or recording id "
+                                         "(default: everything)")
     p.add_argument("--all", action="store_true", help="check everything (the default)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)

@@ -364,6 +364,18 @@ class Vault:
         self._refresh()
         return sorted(self._by_session)
 
+    def find_session(self, prefix: str) -> str:
+        """The full id of the one stored session whose id starts with ``prefix``."""
+        self._refresh()
+        if prefix in self._by_session:
+            return prefix
+        found = [s for s in self._by_session if s.startswith(prefix)] if prefix else []
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise NotFoundError(f"{prefix!r} matches {len(found)} sessions in the vault; give more of the id")
+        raise NotFoundError(f"no session {prefix!r} in the vault")
+
     def manifest(self, session_id: str, name: str) -> dict:
         """The signed manifest of one artefact (metadata only, not audited)."""
         return dict(self._recs[self._rid(session_id, name)])

@@ -3,7 +3,6 @@ retention and legal hold, evidence export, and what a tampered vault looks like.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import zipfile
 from pathlib import Path
@@ -43,9 +42,8 @@ def test_quick_start(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert "OK: 1 recording(s)" in capsys.readouterr().out
 
     assert sessiontap("evidence", "sess-7", "-o", str(tmp_path / "case-7.zip"), "--purpose", "case 7") == 0
-    captured = capsys.readouterr()
-    if importlib.util.find_spec("storage.catalog") is None:
-        assert "the catalog is not available" in captured.err
+    # no capture imported yet, so no catalog: the bundle still goes out, with a warning
+    assert "the catalog is not available" in capsys.readouterr().err
     assert "recordings/terminal.cast" in zipfile.ZipFile(tmp_path / "case-7.zip").namelist()
 
     assert sessiontap("audit-log", "--json") == 0
@@ -70,7 +68,7 @@ def test_retention_and_legal_hold(env: Path, capsys: pytest.CaptureFixture) -> N
     assert sessiontap("retention", "--days", "30") == 2
     assert "minimum is 90 days" in capsys.readouterr().err
     assert sessiontap("retention", "--days", "180") == 0
-    assert sessiontap("hold", "sess-1", "--reason", "case 42") == 0
+    assert sessiontap("hold", "sess-", "--reason", "case 42") == 0      # a unique prefix will do
     assert sessiontap("retention") == 0
     assert "legal holds: sess-1" in capsys.readouterr().out
     assert sessiontap("release", "sess-1") == 0
