@@ -335,3 +335,23 @@ def test_duplicates_are_really_there() -> None:
             segs = streams[0].segments[d]
             dups += len(segs) - len(set(segs))
         assert dups == expect, f"{name}: {dups} duplicated segments"
+
+
+def test_adversarial_corpus_is_what_its_generator_makes(tmp_path) -> None:
+    """Rebuilding pcaps/adversarial from the committed t2 gives the committed files: the generator,
+    the captures and the manifest have not drifted apart. (The pcapng copy is written by editcap,
+    whose section header names its own version, so only its frames are compared.)"""
+    pytest.importorskip("scapy", reason="scapy (test extra) builds the adversarial captures")
+    import sys
+    subprocess.run([sys.executable, os.path.join(ROOT, "pcaps", "make", "adversarial.py"),
+                    "--out", str(tmp_path)], check=True, capture_output=True)
+    committed = os.path.join(ROOT, "pcaps", "adversarial")
+    assert sorted(os.listdir(tmp_path)) == sorted(os.listdir(committed))
+    for name in os.listdir(committed):
+        with open(os.path.join(committed, name), "rb") as a, open(os.path.join(tmp_path, name), "rb") as b:
+            if name.endswith(".pcapng"):
+                frames = [tshark("-r", p, "-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.payload").stdout
+                          for p in (os.path.join(committed, name), os.path.join(tmp_path, name))]
+                assert frames[0] == frames[1], name
+            else:
+                assert a.read() == b.read(), f"{name} differs from what adversarial.py makes now"
