@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from reconstruct.decoder import KeyLookup, NoKeys
 from reconstruct.events import (AuthAttempt, ClipboardCopy, CommandEntered, DecodeError, Event, FileTransfer,
                                 Metadata, Notice)
-from reconstruct.rdp import credssp, mcs, stdsec, x224
+from reconstruct.rdp import credssp, mcs, mppc, stdsec, x224
 from reconstruct.rdp.layout import Keyboard, LineEditor, layout_for
 from reconstruct.rdp.pyrdp_bridge import (Click, Clipboard, DriveRedirection, InputReader, Key, ReplayWriter, Sync,
                                           Unicode, client_info, confirm_active_resolution, slowpath)
@@ -52,6 +52,12 @@ DEFAULT_REPLAY_LIMIT = 64 * 1024 * 1024
 
 class _Fatal(Exception):
     pass
+
+
+def _fp_length(n_body: int) -> bytes:
+    """Fast-path length field for a PDU of one header byte + this length field + n_body bytes."""
+    n = 1 + n_body + (2 if n_body + 2 > 0x7F else 1)
+    return bytes([0x80 | (n >> 8), n & 0xFF]) if n > 0x7F else bytes([n])
 
 
 def load_server_key(key: rsa.RSAPrivateKey | str | os.PathLike) -> rsa.RSAPrivateKey:
@@ -114,7 +120,10 @@ class RDPDecoder:
         self.drives = DriveRedirection(MAX_FILE)
         self._vc: dict[tuple[str, int], bytearray] = {}
         self._replay = ReplayWriter(replay_limit) if record_replay else None
-        self.graphics = {"updates": 0, "compressed": 0, "surface": 0, "slowpath_compressed": 0}
+        self.graphics = {"updates": 0, "compressed": 0, "surface": 0, "slowpath_compressed": 0,
+                         "decompressed": 0, "too_large": 0}
+        self._mppc = {"c2s": mppc.MPPCDecompressor(), "s2c": mppc.MPPCDecompressor()}
+        self._mppc_failed: str | None = None
         self.gfx_channel = False
         self.resolution: tuple[int, int] | None = None
         self._warned: set[str] = set()
@@ -519,12 +528,16 @@ class RDPDecoder:
 
     def _data_pdu(self, direction: str, pdu: bytes) -> None:
         ptype2, ctype = pdu[14], pdu[15]
-        if ctype & 0x20:                                  # PACKET_COMPRESSED: bulk compression
-            if direction == "s2c":
+        if ctype:                                         # bulk compression flags (MPPC)
+            if ctype & mppc.PACKET_COMPRESSED:
                 self.graphics["slowpath_compressed"] += 1
-            else:
-                self._warn("c2s-compressed", "a compressed client PDU was skipped (no bulk decompression)")
-            return
+            data = self._decompress(direction, pdu[18:], ctype)
+            if data is None:
+                return
+            # the same PDU, uncompressed: totalLength, uncompressedLength, compressedType/Length
+            pdu = (struct.pack("<H", 18 + len(data)) + pdu[2:12] + struct.pack("<H", len(data) + 18)
+                   + bytes([ptype2, 0]) + b"\0\0" + data)
+            ctype = 0
         if ptype2 == PDUTYPE2_INPUT and direction == "c2s":
             try:
                 evs = InputReader.slowpath_events(slowpath(pdu))
@@ -570,10 +583,8 @@ class RDPDecoder:
             if self.stdsec is None:
                 raise _Fatal("an encrypted fast-path PDU before the Security Exchange")
             body = self.stdsec.decrypt(direction, body[:8], body[8:], bool(sec & 0x1))
-        n = 1 + len(body) + (2 if len(body) + 2 > 0x7F else 1)
-        length = bytes([0x80 | (n >> 8), n & 0xFF]) if n > 0x7F else bytes([n])
-        plain = bytes([header & 0x3F]) + length + body
         if direction == "c2s":
+            plain = bytes([header & 0x3F]) + _fp_length(len(body)) + body
             try:
                 evs = self.inputs.fastpath(plain)
             except Exception:
@@ -583,29 +594,56 @@ class RDPDecoder:
                 self._replay.fast_path_input(self._ms(), plain)
             self._input(evs)
         else:
-            self._fastpath_output(body)
-            if self._replay is not None:
-                self._replay.fast_path_output(self._ms(), plain)
+            for update in self._fastpath_output(body):
+                if self._replay is not None:
+                    self._replay.fast_path_output(self._ms(), bytes([header & 0x3F]) + _fp_length(len(update)) + update)
 
-    def _fastpath_output(self, body: bytes) -> None:
+    def _fastpath_output(self, body: bytes) -> list[bytes]:
+        """The updates of one server fast-path PDU, bulk-decompressed and re-framed without
+        compression (so PyRDP can render them); an update that cannot be is left out."""
+        out: list[bytes] = []
         i = 0
         while i < len(body):
             uh = body[i]
-            code, comp = uh & 0xF, (uh >> 6) & 0x3
+            code, frag, comp = uh & 0xF, (uh >> 4) & 0x3, (uh >> 6) & 0x3
             i += 1
             cflags = 0
             if comp == 2:
                 cflags = body[i] if i < len(body) else 0
                 i += 1
             if i + 2 > len(body):
-                return
+                break
             size = struct.unpack_from("<H", body, i)[0]
+            data = body[i + 2:i + 2 + size]
             i += 2 + size
             self.graphics["updates"] += 1
-            if cflags & 0x20:
-                self.graphics["compressed"] += 1
             if code == FASTPATH_UPDATETYPE_SURFCMDS:
                 self.graphics["surface"] += 1
+            if cflags:
+                if cflags & mppc.PACKET_COMPRESSED:
+                    self.graphics["compressed"] += 1
+                data = self._decompress("s2c", data, cflags)
+                if data is None:
+                    continue
+            if len(data) + 6 > 0x7FFF:           # cannot be one fast-path PDU again
+                self.graphics["too_large"] += 1
+                continue
+            out.append(bytes([code | (frag << 4)]) + struct.pack("<H", len(data)) + data)
+        return out
+
+    def _decompress(self, direction: str, data: bytes, flags: int) -> bytes | None:
+        """Bulk decompression in this direction's I/O context; None once it has failed."""
+        if self._mppc_failed:
+            return None
+        try:
+            out = self._mppc[direction].decompress(data, flags)
+        except mppc.MPPCError as e:
+            self._mppc_failed = str(e)
+            self._warn("mppc", f"bulk decompression stopped: {e}")
+            return None
+        if flags & mppc.PACKET_COMPRESSED:
+            self.graphics["decompressed"] += 1
+        return out
 
     # ------------------------------------------------------------------- input ----
     def _input(self, events: list[object]) -> None:
@@ -719,13 +757,13 @@ class RDPDecoder:
             return
         if self.gfx_channel:
             self._meta("video", "not reconstructed: the server used the RDPGFX graphics pipeline")
-        elif g["compressed"] or g["slowpath_compressed"]:
-            self._meta("video", f"not reconstructed: the server used bulk compression "
-                                f"({g['compressed'] + g['slowpath_compressed']} of "
-                                f"{g['updates'] + g['slowpath_compressed']} server PDUs compressed)")
+        elif self._mppc_failed:
+            self._meta("video", f"not reconstructed: bulk decompression failed ({self._mppc_failed})")
         elif g["surface"]:
             self._meta("video", f"not reconstructed: surface commands (RemoteFX/NSCodec) in {g['surface']} updates")
         elif self._replay is not None and self._replay.truncated:
             self._meta("video", "partial: the replay reached its size bound")
         elif g["updates"]:
-            self._meta("video", "replay")
+            dropped = f", {g['too_large']} oversized updates left out" if g["too_large"] else ""
+            packed = f", {g['decompressed']} bulk-decompressed PDUs" if g["decompressed"] else ""
+            self._meta("video", f"replay{packed}{dropped}")

@@ -3,9 +3,9 @@
 
     python -m reconstruct.rdp.video session.pyrdp out.mp4 [fps]
 
-PyRDP renders uncompressed and RLE/planar bitmaps and GDI orders; it cannot render bulk
-compressed (MPPC/NCRUSH/XCRUSH), RDPGFX or surface-command graphics, which the decoder reports
-as Metadata "video" = "not reconstructed: ...". Needs the optional packages PySide6-Essentials,
+PyRDP renders uncompressed and RLE/planar bitmaps and GDI orders (the decoder has already undone
+MPPC bulk compression); it cannot render NCRUSH/XCRUSH, RDPGFX or surface-command graphics,
+which the decoder reports as Metadata "video" = "not reconstructed: ...". Needs the optional packages PySide6-Essentials,
 av and qimage2ndarray.
 """
 from __future__ import annotations
@@ -32,16 +32,23 @@ def render(src: str, dst: str, fps: int = 10) -> int:
     player = PlayerLayer()
     player.createObserver(onPDUReceived=pdus.append)
     size = os.path.getsize(src)
-    count = 0
+    count = failed = 0
+    last_error = ""
     with open(src, "rb") as f:
         while f.tell() < size:
             player.recv(f.read(8))
             player.recv(f.read(player.getDataLengthRequired()))
             for pdu in pdus:
-                handler.onPDUReceived(pdu)
-                count += 1
+                try:
+                    handler.onPDUReceived(pdu)
+                    count += 1
+                except Exception as e:       # one unrenderable update is a blemish, not the end
+                    failed += 1
+                    last_error = f"{type(e).__name__}: {e}"
             pdus.clear()
     handler.cleanup()
+    if failed:
+        print(f"{failed} replay records could not be rendered (last: {last_error})", file=sys.stderr)
     del app
     return count
 

@@ -46,10 +46,11 @@ def test_export_replay_and_video(cli, tmp_path):
     assert mp4.read_bytes()[4:8] == b"ftyp"
 
 
-def test_no_video_says_why(cli, tmp_path):
+def test_bulk_compressed_session_exports_and_keyless_export_says_why(cli, tmp_path):
     args = _import(cli, "rdp-tls13.pcap")
     sid = cli.json_lines("sessions", "--json")[0]["id"]
-    p = cli("export", sid, "--format", "mp4", "-o", str(tmp_path / "x.mp4"), *args, check=False)
-    assert p.returncode != 0 and b"bulk compression" in p.stderr
     p = cli("export", sid, "--format", "pyrdp", "-o", str(tmp_path / "x.pyrdp"), check=False)   # no key
     assert p.returncode != 0 and b"no RDP replay" in p.stderr
+    pytest.importorskip("PySide6", reason="optional video dependencies")
+    cli("export", sid, "--format", "mp4", "-o", str(tmp_path / "x.mp4"), *args)
+    assert (tmp_path / "x.mp4").stat().st_size > 10000

@@ -56,3 +56,24 @@ def test_mp4_shows_the_desktop_and_the_terminal(tmp_path):
     assert all(abs(a - b) < 12 for a, b in zip(desktop, (0x2F, 0x4F, 0x6F))), desktop
     xterm = mid[60:170, 400:640].reshape(-1, 3).mean(axis=0)           # console xterm at +10+10
     assert all(v > 235 for v in xterm), xterm
+
+
+def test_bulk_compressed_session_renders_what_was_typed(tmp_path):
+    """rdp-tls13.pcap: xrdp compressed 172 server PDUs with MPPC; after decompression the MP4 shows
+    the "work" xterm that the session opened at +40+230 (80x16) and the desktop around it."""
+    pytest.importorskip("PySide6", reason="optional video dependencies (PySide6-Essentials, av, qimage2ndarray)")
+    av = pytest.importorskip("av")
+    src, dst = tmp_path / "s.pyrdp", tmp_path / "s.mp4"
+    src.write_bytes(decoded("rdp-tls13.pcap").decoders[0].replay())
+    p = subprocess.run([sys.executable, "-m", "reconstruct.rdp.video", str(src), str(dst)],
+                       capture_output=True, text=True, timeout=300)
+    assert "could not be rendered" not in p.stderr, p.stderr
+    with av.open(str(dst)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    late = frames[int(len(frames) * 0.86)].astype(int)        # before the final `exit`s
+    work = late[420:500, 300:660].reshape(-1, 3).mean(axis=0)  # lower part of the work xterm: blank
+    assert all(v > 235 for v in work), work
+    desktop = late[520:590, 700:790].reshape(-1, 3).mean(axis=0)
+    assert all(abs(a - b) < 12 for a, b in zip(desktop, (0x2F, 0x4F, 0x6F))), desktop
+    text_rows = late[235:345, 45:400]                          # the work xterm's lines of text
+    assert (text_rows.sum(axis=2) < 200).mean() > 0.02         # dark glyph pixels are there

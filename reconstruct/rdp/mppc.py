@@ -1,0 +1,116 @@
+"""MPPC bulk decompression (RFC 2118; RDP 4.0 8K and RDP 5.0 64K histories, MS-RDPBCGR 3.1.8.4).
+
+Servers that compress (xrdp with bulk_compression=true does, with the 64K variant) make every
+graphics update and most slow-path server PDUs unreadable to PyRDP, which has no decompressor.
+One ``MPPCDecompressor`` per direction and context: its history carries over from packet to
+packet, so packets must be fed in order and a lost one breaks the ones after it (until the
+sender flushes). NCRUSH (RDP 6.0) and XCRUSH (RDP 6.1) are not implemented: ``MPPCError``.
+"""
+from __future__ import annotations
+
+PACKET_COMPRESSED, PACKET_AT_FRONT, PACKET_FLUSHED = 0x20, 0x40, 0x80
+TYPE_8K, TYPE_64K = 0x0, 0x1
+
+
+class MPPCError(ValueError):
+    pass
+
+
+class MPPCDecompressor:
+    def __init__(self) -> None:
+        self.kind: int | None = None
+        self.history = bytearray(65536)
+        self.size = 65536
+        self.pos = 0
+
+    def decompress(self, data: bytes, flags: int) -> bytes:
+        kind = flags & 0x0F
+        if kind not in (TYPE_8K, TYPE_64K):
+            raise MPPCError(f"bulk compression type {kind} (RDP 6.x NCRUSH/XCRUSH) is not supported")
+        if self.kind != kind:
+            self.kind = kind
+            self.size = 8192 if kind == TYPE_8K else 65536
+            self.history = bytearray(self.size)
+            self.pos = 0
+        if flags & PACKET_FLUSHED:
+            self.history = bytearray(self.size)
+            self.pos = 0
+        if flags & PACKET_AT_FRONT:
+            self.pos = 0
+        if not flags & PACKET_COMPRESSED:
+            return bytes(data)
+        return self._decode(data)
+
+    def _decode(self, data: bytes) -> bytes:
+        hist, start = self.history, self.pos
+        pos = start
+        size = self.size
+        big = self.kind == TYPE_64K
+        acc = int.from_bytes(data, "big")
+        nbits = len(data) * 8
+        i = 0                                            # bits consumed
+
+        def bits(n: int) -> int:
+            nonlocal i
+            if i + n > nbits:
+                raise _End
+            v = (acc >> (nbits - i - n)) & ((1 << n) - 1)
+            i += n
+            return v
+
+        try:
+            while nbits - i >= 8:
+                # literals: 0xxxxxxx (< 0x80), 10xxxxxxx (>= 0x80)
+                if not bits(1):
+                    lit = bits(7)
+                    if pos >= size:
+                        raise MPPCError("MPPC output overflows the history buffer")
+                    hist[pos] = lit
+                    pos += 1
+                    continue
+                if not bits(1):
+                    if pos >= size:
+                        raise MPPCError("MPPC output overflows the history buffer")
+                    hist[pos] = 0x80 | bits(7)
+                    pos += 1
+                    continue
+                # copy offset (the prefix "11" is already read)
+                if big:
+                    if bits(1):
+                        if bits(1):
+                            offset = bits(6) if bits(1) else bits(8) + 64     # 11111 / 11110
+                        else:
+                            offset = bits(11) + 320                            # 1110
+                    else:
+                        offset = bits(16) + 2368                               # 110
+                else:
+                    if bits(1):
+                        offset = bits(6) if bits(1) else bits(8) + 64          # 1111 / 1110
+                    else:
+                        offset = bits(13) + 320                                # 110
+                # length of match: 0 -> 3; k ones then a zero, then k+1 bits -> 2^(k+1) + v
+                k = 0
+                while bits(1):
+                    k += 1
+                    if k > 15:
+                        raise MPPCError("an MPPC match length is out of range")
+                length = 3 if k == 0 else (1 << (k + 1)) + bits(k + 1)
+                src = pos - offset
+                if offset == 0 or src < 0:
+                    raise MPPCError("an MPPC copy points before the history start (lost or damaged data)")
+                if pos + length > size:
+                    raise MPPCError("MPPC output overflows the history buffer")
+                if offset >= length:
+                    hist[pos:pos + length] = hist[src:src + length]
+                else:                                     # overlapping copy repeats the pattern
+                    for j in range(length):
+                        hist[pos + j] = hist[src + j]
+                pos += length
+        except _End:
+            pass                                          # the rest is padding
+        self.pos = pos
+        return bytes(hist[start:pos])
+
+
+class _End(Exception):
+    pass
