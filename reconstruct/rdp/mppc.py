@@ -46,15 +46,17 @@ class MPPCDecompressor:
         pos = start
         size = self.size
         big = self.kind == TYPE_64K
-        acc = int.from_bytes(data, "big")
+        buf = bytes(data) + b"\0\0\0\0"                 # a 32-bit window never runs off the end
         nbits = len(data) * 8
         i = 0                                            # bits consumed
 
-        def bits(n: int) -> int:
+        def bits(n: int) -> int:                         # n <= 16: fits a 32-bit window at any bit offset
             nonlocal i
             if i + n > nbits:
                 raise _End
-            v = (acc >> (nbits - i - n)) & ((1 << n) - 1)
+            b = i >> 3
+            window = (buf[b] << 24) | (buf[b + 1] << 16) | (buf[b + 2] << 8) | buf[b + 3]
+            v = (window >> (32 - (i & 7) - n)) & ((1 << n) - 1)
             i += n
             return v
 

@@ -61,7 +61,9 @@ def decrypt_client_random(encrypted_le: bytes, key: rsa.RSAPrivateKey) -> bytes:
     c = int.from_bytes(encrypted_le.rstrip(b"\x00") or b"\x00", "little")
     if c >= n:
         raise StdSecError("the encrypted client random is larger than the server key's modulus (wrong key)")
-    m = pow(c, nums.d, n)
+    # Chinese remainder theorem: four times faster than pow(c, d, n) on a 2048-bit key
+    m1, m2 = pow(c, nums.dmp1, nums.p), pow(c, nums.dmq1, nums.q)
+    m = m2 + nums.q * ((nums.iqmp * (m1 - m2)) % nums.p)
     if m >> 256:
         raise StdSecError("the client random did not decrypt to 32 bytes (wrong server key)")
     return m.to_bytes(32, "little")
