@@ -144,3 +144,15 @@ def test_a_flipped_byte_fails_the_mac_check_and_nothing_after_it_is_trusted():
     assert len(errors) == 1 and "MAC did not match" in errors[0].reason
     good = decode_file("rdp-stdsec.pcap")
     assert len([e for e in events if type(e).__name__ == "CommandEntered"]) < len(good.of("CommandEntered"))
+
+
+def test_unicode_input_and_redaction_of_a_typed_password():
+    """Unicode key events (what on-screen keyboards and IMEs send) become text; a line that
+    contains the Client Info password (typed again, e.g. into sudo) is redacted."""
+    from reconstruct.rdp.pyrdp_bridge import ClientInfo, Key, Unicode
+    dec = RDPDecoder()
+    dec.info = ClientInfo("op", "", "S3cret!x", 0, "", "", "", b"")
+    dec._input([Unicode(c, False) for c in "überwachung ✓"] + [Unicode("\r", False)])
+    dec._input([Unicode(c, False) for c in "sudo -S <<< S3cret!x"] + [Key(0x1C, False, False)])
+    lines = [e.text for e in dec._flush() if type(e).__name__ == "CommandEntered"]
+    assert lines == ["überwachung ✓", "sudo -S <<< ********"]
