@@ -59,8 +59,8 @@ class Home:
         vault = self.vault(create=not read_only)
         if read_only and not self.catalog_path.exists():
             raise FileNotFoundError(f"no catalog in {self.path}: import a capture first (sessiontap import FILE)")
-        del vault  # the catalog's own encryption is wired in with storage/vault/catalog_crypto
-        return Catalog(str(self.catalog_path), read_only=read_only)
+        return Catalog(str(self.catalog_path), encryption_key=vault.catalog_key(actor=self.actor),
+                       read_only=read_only)
 
     def store(self) -> Vault:
         return self.vault()

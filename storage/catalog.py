@@ -83,15 +83,24 @@ class SessionFilter:
     until: float | None = None
     decrypted: bool | None = None
     limit: int | None = None
+    # the console's needs: zone scoping, paging, newest first, sessions still open (live)
+    server_nets: list[str] | None = None   # CIDRs the server address must fall in (empty list: none)
+    offset: int | None = None
+    newest_first: bool = False
+    open: bool | None = None               # True: no end yet (in progress); False: ended
 
 
 class Catalog:
     def __init__(self, path: str, encryption_key: str | None = None, read_only: bool = False) -> None:
         self.path = path
         if encryption_key:
+            # the whole file is AES-GCM encrypted by DuckDB; the key comes from the vault
+            from storage.vault.catalog_crypto import load_openssl
             self.con = duckdb.connect(":memory:")
+            load_openssl(self.con)
+            quoted = path.replace("'", "''")
             mode = ", READ_ONLY" if read_only else ""
-            self.con.execute(f"ATTACH '{path}' AS cat (ENCRYPTION_KEY '{encryption_key}'{mode})")
+            self.con.execute(f"ATTACH '{quoted}' AS cat (ENCRYPTION_KEY '{encryption_key}'{mode})")
             self.con.execute("USE cat")
         else:
             self.con = duckdb.connect(path, read_only=read_only)
@@ -189,7 +198,25 @@ class Catalog:
 
     def sessions(self, flt: SessionFilter | None = None) -> list[dict[str, Any]]:
         flt = flt or SessionFilter()
-        where, args = [], []
+        where, args = self._where(flt)
+        sql = "SELECT * FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_ts DESC, id DESC" if flt.newest_first else " ORDER BY start_ts, id"
+        if flt.limit:
+            sql += f" LIMIT {int(flt.limit)}"
+        if flt.offset:
+            sql += f" OFFSET {int(flt.offset)}"
+        return [_session_view(r) for r in self._dicts(sql, args)]
+
+    def count_sessions(self, flt: SessionFilter | None = None) -> int:
+        where, args = self._where(flt or SessionFilter())
+        sql = "SELECT count(*) FROM sessions" + (" WHERE " + " AND ".join(where) if where else "")
+        return int(self.con.execute(sql, args).fetchone()[0])
+
+    def _where(self, flt: SessionFilter) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
         if flt.protocol:
             where.append("protocol = ?"); args.append(flt.protocol)
         if flt.user:
@@ -208,13 +235,12 @@ class Catalog:
             where.append("start_ts <= ?"); args.append(flt.until)
         if flt.decrypted is not None:
             where.append("decrypted = ?"); args.append(flt.decrypted)
-        sql = "SELECT * FROM sessions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_ts, id"
-        if flt.limit:
-            sql += f" LIMIT {int(flt.limit)}"
-        return [_session_view(r) for r in self._dicts(sql, args)]
+        if flt.open is not None:
+            where.append("end_ts IS NULL" if flt.open else "end_ts IS NOT NULL")
+        if flt.server_nets is not None:
+            cond, nargs = self._net_condition("server_ip", flt.server_nets)
+            where.append(cond); args.extend(nargs)
+        return where, args
 
     def find_session(self, prefix: str) -> str | None:
         """Full id from a unique prefix (like git's short hashes)."""
@@ -248,9 +274,11 @@ class Catalog:
                       for r in self._dicts("SELECT * FROM files WHERE session_id = ? ORDER BY ts", [sid])]
         return s
 
-    def search(self, text: str, regex: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    def search(self, text: str, regex: bool = False, limit: int = 200,
+               server_nets: list[str] | None = None) -> list[dict[str, Any]]:
         """Commands, their output, timeline text and file names matching ``text``
-        (case-insensitive substring, or a regular expression)."""
+        (case-insensitive substring, or a regular expression); ``server_nets`` keeps only
+        sessions whose server is in one of these CIDRs."""
         if regex:
             cond, arg = "regexp_matches({col}, ?)", text
         else:
@@ -270,10 +298,57 @@ class Catalog:
           UNION ALL
           SELECT session_id, ts, 'file', path, []::VARCHAR[] FROM files WHERE {c(col='path')}
         ) h JOIN sessions s ON s.id = h.session_id
+        {{scope}}
         ORDER BY h.ts, h.session_id LIMIT {int(limit)}"""
-        rows = self.con.execute(sql, [arg] * 5).fetchall()
+        args: list[Any] = [arg] * 5
+        if server_nets is not None:
+            cond, nargs = self._net_condition("s.server_ip", server_nets)
+            sql = sql.replace("{scope}", "WHERE " + cond)
+            args += nargs
+        else:
+            sql = sql.replace("{scope}", "")
+        rows = self.con.execute(sql, args).fetchall()
         return [{"id": r[0], "ts": iso(r[1]), "offset": round(r[1] - r[5], 3), "kind": r[2], "text": r[3],
                  "tags": r[4] or [], "protocol": r[6], "user": r[7], "server_ip": r[8]} for r in rows]
+
+    def _net_condition(self, column: str, cidrs: list[str]) -> tuple[str, list[Any]]:
+        """SQL condition "``column`` (an IP address as text) is in one of ``cidrs``", with its
+        arguments; no CIDRs means no session. IPv4 is compared as the number built from the
+        dotted quad (plain SQL, no DuckDB extension to download); IPv6 networks go through a
+        small Python function registered on this connection (rare on OT networks)."""
+        import ipaddress
+
+        parts: list[str] = []
+        args: list[Any] = []
+        q = [f"TRY_CAST(split_part({column}, '.', {i}) AS BIGINT)" for i in (1, 2, 3, 4)]
+        v4 = f"({q[0]} * 16777216 + {q[1]} * 65536 + {q[2]} * 256 + {q[3]})"
+        for text in cidrs:
+            net = ipaddress.ip_network(text, strict=False)
+            if net.version == 4:
+                parts.append(f"({column} NOT LIKE '%:%' AND {v4} BETWEEN ? AND ?)")
+                args += [int(net.network_address), int(net.broadcast_address)]
+            else:
+                self._register_in_net6()
+                parts.append(f"({column} LIKE '%:%' AND st_in_net6({column}, ?))")
+                args.append(str(net))
+        if not parts:
+            return "FALSE", []
+        return "(" + " OR ".join(parts) + ")", args
+
+    def _register_in_net6(self) -> None:
+        if getattr(self, "_net6", False):
+            return
+        import ipaddress
+
+        def in_net6(ip: str, net: str) -> bool:
+            try:
+                return ipaddress.ip_address(ip) in ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                return False
+
+        self.con.create_function("st_in_net6", in_net6, ["VARCHAR", "VARCHAR"], "BOOLEAN",
+                                 null_handling="special")
+        self._net6 = True
 
     def _dicts(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cur = self.con.execute(sql, list(args))
