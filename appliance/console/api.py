@@ -1,0 +1,735 @@
+"""Every console operation, once: the web pages call these over HTTP like any script would.
+
+Each ``Route`` names its method, path, permission, parameters and body schema; the same table
+validates requests (bad input is a 400 with a one-sentence reason, never a 500), dispatches
+them, and is written out as the OpenAPI 3 description at ``/api/openapi.json``.
+
+Catalog reads open a read-only connection per request and close it at once: a DuckDB file has
+one writer, and a connection held open by the console would keep the importer or the live
+sensor out. Recording bytes come only from ``Vault.get(..., actor="console:<user>")``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from appliance.console.access import ALL_ZONES, ROLES, Forbidden, Principal, check_cidrs
+from appliance.console.auth import Accounts, AuthError, check_name
+from appliance.console.store import ConsoleStore
+from appliance.home import Home
+from storage.catalog import Catalog, SessionFilter, parse_time
+
+SID = r"^[0-9a-f]{16}$"
+MAX_LIMIT = 1000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass
+class Raw:
+    """A non-JSON answer: a recording, a download."""
+    data: bytes
+    content_type: str
+    filename: str | None = None
+
+
+@dataclass
+class Stream:
+    """A server-sent event stream: ``events`` yields ready-to-send ``text/event-stream`` chunks."""
+    events: Iterator[bytes]
+
+
+@dataclass
+class Param:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    required: bool = False
+    where: str = "query"  # or "path"
+
+
+@dataclass
+class Ctx:
+    principal: Principal | None
+    query: dict[str, Any]
+    path: dict[str, str]
+    body: dict[str, Any]
+    ip: str
+    web_session: str | None = None  # the cookie token, for sign-out
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Callable[[Ctx], Any]
+    summary: str
+    params: list[Param] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+    auth: bool = True
+    produces: str = "application/json"
+    tag: str = "sessions"
+
+    def __post_init__(self) -> None:
+        self.regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
+
+
+# -- validation (the small subset of JSON Schema the routes use) --------------------------------
+def _coerce_query(p: Param, raw: str) -> Any:
+    t = p.schema.get("type", "string")
+    try:
+        if t == "integer":
+            if not re.fullmatch(r"-?\d{1,12}", raw):
+                raise ValueError
+            return int(raw)
+        if t == "number":
+            v = float(raw)
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError
+            return v
+        if t == "boolean":
+            if raw not in ("true", "false"):
+                raise ValueError
+            return raw == "true"
+    except ValueError:
+        raise ApiError(400, f"parameter {p.name!r} must be a {t}") from None
+    return raw
+
+
+def check(value: Any, schema: dict[str, Any], name: str) -> Any:
+    t = schema.get("type")
+    types = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
+             "array": list}
+    if t and (not isinstance(value, types[t]) or (t in ("integer", "number") and isinstance(value, bool))):
+        raise ApiError(400, f"{name} must be a{'n' if t[0] in 'aeiou' else ''} {t}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise ApiError(400, f"{name} must be one of {', '.join(map(str, schema['enum']))}")
+    if t == "string":
+        if len(value) > schema.get("maxLength", 10_000) or len(value) < schema.get("minLength", 0):
+            raise ApiError(400, f"{name} must be {schema.get('minLength', 0)} to "
+                                f"{schema.get('maxLength', 10_000)} characters")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            raise ApiError(400, f"{name} is not in the expected form")
+        if "\x00" in value:
+            raise ApiError(400, f"{name} must not contain NUL characters")
+    if t in ("integer", "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise ApiError(400, f"{name} must be at least {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise ApiError(400, f"{name} must be at most {schema['maximum']}")
+    if t == "array":
+        if len(value) > schema.get("maxItems", 1000):
+            raise ApiError(400, f"{name} has too many items")
+        return [check(v, schema.get("items", {}), f"{name}[]") for v in value]
+    if t == "object":
+        props = schema.get("properties", {})
+        for req in schema.get("required", []):
+            if req not in value:
+                raise ApiError(400, f"{name} needs the field {req!r}")
+        extra = set(value) - set(props)
+        if extra and schema.get("additionalProperties") is False:
+            raise ApiError(400, f"{name} has unknown field(s): {', '.join(sorted(extra))}")
+        return {k: check(v, props[k], f"{name}.{k}") for k, v in value.items() if k in props}
+    return value
+
+
+def _s(**kw: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": 200, **kw}
+
+
+def _latest(names: list[str], base: str) -> str | None:
+    """Newest version of an artefact (re-decoded sessions get ``name.vN.ext``, never overwritten)."""
+    stem, _, ext = base.rpartition(".")
+    found = [n for n in names if n == base or (n.startswith(stem + ".v") and n.endswith("." + ext))]
+    return sorted(found, key=lambda n: (len(n), n))[-1] if found else None
+
+
+class CatalogBusy(ApiError):
+    def __init__(self) -> None:
+        super().__init__(503, "the catalog is being written by an import; retry in a moment", {"Retry-After": "2"})
+
+
+class Api:
+    def __init__(self, home: Home, store: ConsoleStore, accounts: Accounts, live_interval: float = 2.0) -> None:
+        self.home = home
+        self.store = store
+        self.accounts = accounts
+        self.vault = accounts.vault
+        self.live_interval = live_interval
+        self.stopping = threading.Event()
+        self.routes = self._routes()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def catalog(self) -> Catalog | None:
+        """A short-lived read-only catalog connection, or None before the first import."""
+        if not self.home.catalog_path.exists():
+            return None
+        last: Exception | None = None
+        for _ in range(20):
+            try:
+                return Catalog(str(self.home.catalog_path), read_only=True)
+            except Exception as e:  # duckdb.IOException: a writer holds the file lock
+                if "lock" not in str(e).lower():
+                    raise
+                last = e
+                time.sleep(0.1)
+        del last
+        raise CatalogBusy()
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        allowed = False
+        for r in self.routes:
+            m = r.regex.match(path)
+            if m:
+                if r.method == method:
+                    return r, m.groupdict()
+                allowed = True
+        if allowed:
+            raise ApiError(405, f"{method} is not allowed on {path}")
+        return None
+
+    def prepare(self, route: Route, path: dict[str, str], query: dict[str, list[str]], body: bytes | None
+                ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+        q: dict[str, Any] = {}
+        known = {p.name for p in route.params if p.where == "query"}
+        for name in query:
+            if name not in known:
+                raise ApiError(400, f"unknown parameter {name!r}")
+        for p in route.params:
+            if p.where == "path":
+                check(path[p.name], p.schema, f"path parameter {p.name!r}")
+                continue
+            vals = query.get(p.name)
+            if not vals:
+                if p.required:
+                    raise ApiError(400, f"parameter {p.name!r} is required")
+                continue
+            if len(vals) > 1:
+                raise ApiError(400, f"parameter {p.name!r} given more than once")
+            q[p.name] = check(_coerce_query(p, vals[0]), p.schema, f"parameter {p.name!r}")
+        b: dict[str, Any] = {}
+        if route.body is not None:
+            try:
+                doc = json.loads(body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError(400, "the request body is not JSON") from None
+            b = check(doc, route.body, "the request body")
+        return q, path, b
+
+    # -- the routes ---------------------------------------------------------------------------
+    def _routes(self) -> list[Route]:
+        sid = Param("id", {"type": "string", "pattern": SID}, "session id (16 hex characters)", True, "path")
+        session_filters = [
+            Param("protocol", {"type": "string", "enum": ["telnet", "ssh", "rdp"]}),
+            Param("user", _s(), "user name; * is a wildcard"),
+            Param("client", _s(maxLength=64), "client IP"),
+            Param("server", _s(maxLength=64), "server IP"),
+            Param("status", {"type": "string", "enum": ["complete", "partial", "decode_error"]}),
+            Param("tag", _s(maxLength=64), "event tag, e.g. config-change"),
+            Param("since", _s(maxLength=40), "ISO 8601 (UTC if no zone) or epoch seconds"),
+            Param("until", _s(maxLength=40), "ISO 8601 (UTC if no zone) or epoch seconds"),
+            Param("decrypted", {"type": "boolean"}),
+            Param("live", {"type": "boolean"}, "true: only sessions still in progress"),
+            Param("reviewed", {"type": "boolean"}, "filter on the review mark"),
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+            Param("offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000}),
+        ]
+        R = Route
+        return [
+            R("POST", "/api/login", self.login, "Sign in (password + TOTP code); sets the session cookie",
+              body={"type": "object", "required": ["user", "password", "code"], "additionalProperties": False,
+                    "properties": {"user": _s(maxLength=64), "password": _s(maxLength=1024),
+                                   "code": _s(maxLength=12)}}, auth=False, tag="auth"),
+            R("POST", "/api/logout", self.logout, "Sign out", tag="auth"),
+            R("GET", "/api/me", self.me, "Who is signed in, role, zones, permissions", tag="auth"),
+            R("GET", "/api/sessions", self.list_sessions, "Sessions, newest first, filtered and paged",
+              params=session_filters),
+            R("GET", "/api/sessions/{id}", self.session_detail,
+              "One session: metadata; events and commands (analyst, auditor); output (auditor); review, comments",
+              params=[sid]),
+            R("GET", "/api/sessions/{id}/recording", self.recording,
+              "The terminal recording (asciicast v2); audited read", params=[sid], produces="application/x-asciicast"),
+            R("GET", "/api/sessions/{id}/video", self.video, "The RDP video export (MP4), if one is stored; audited",
+              params=[sid], produces="video/mp4"),
+            R("GET", "/api/sessions/{id}/files/{sha256}", self.file_content,
+              "A transferred file's content; audited", params=[
+                  sid, Param("sha256", {"type": "string", "pattern": r"^[0-9a-f]{64}$"}, "", True, "path")],
+              produces="application/octet-stream"),
+            R("GET", "/api/sessions/{id}/export", self.export, "Export: asciicast, JSON, or an evidence bundle (zip); audited",
+              params=[sid, Param("format", {"type": "string", "enum": ["asciicast", "json", "evidence"]}, "", True)],
+              produces="application/octet-stream"),
+            R("POST", "/api/sessions/{id}/review", self.review, "Mark (or unmark) a session reviewed",
+              params=[sid], body={"type": "object", "required": ["reviewed"], "additionalProperties": False,
+                                  "properties": {"reviewed": {"type": "boolean"}}}),
+            R("POST", "/api/sessions/{id}/comments", self.comment, "Comment on a session", params=[sid],
+              body={"type": "object", "required": ["text"], "additionalProperties": False,
+                    "properties": {"text": _s(minLength=1, maxLength=4000)}}),
+            R("GET", "/api/search", self.search,
+              "Full-text search in commands, output, typed text, events and file names; each hit has the second "
+              "to open the replay at",
+              params=[Param("q", _s(minLength=1), "text (case-insensitive) or regular expression", True),
+                      Param("regex", {"type": "boolean"}),
+                      Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})]),
+            R("GET", "/api/live", self.live, "Server-sent events: sessions in progress and new sessions",
+              produces="text/event-stream"),
+            R("GET", "/api/audit", self.audit, "The vault's access trail and the console's sign-in trail (admin)",
+              params=[Param("limit", {"type": "integer", "minimum": 1, "maximum": 10_000})], tag="admin"),
+            R("GET", "/api/users", self.list_users, "Users (admin)", tag="admin"),
+            R("POST", "/api/users", self.create_user,
+              "Create a user; the answer carries the password and TOTP secret, shown once (admin)",
+              body={"type": "object", "required": ["name", "role"], "additionalProperties": False,
+                    "properties": {"name": _s(minLength=1, maxLength=64),
+                                   "role": {"type": "string", "enum": list(ROLES)},
+                                   "zones": {"type": "array", "maxItems": 100, "items": _s(minLength=1, maxLength=64)}}},
+              tag="admin"),
+            R("PATCH", "/api/users/{name}", self.update_user, "Change a user's role, zones, or lock state (admin)",
+              params=[Param("name", _s(minLength=1, maxLength=64), "", True, "path")],
+              body={"type": "object", "additionalProperties": False,
+                    "properties": {"role": {"type": "string", "enum": list(ROLES)},
+                                   "zones": {"type": "array", "maxItems": 100, "items": _s(minLength=1, maxLength=64)},
+                                   "disabled": {"type": "boolean"}, "unlock": {"type": "boolean"}}},
+              tag="admin"),
+            R("POST", "/api/users/{name}/reset", self.reset_user,
+              "New password and TOTP secret, shown once; signs the user out, revokes their tokens (admin)",
+              params=[Param("name", _s(minLength=1, maxLength=64), "", True, "path")], tag="admin"),
+            R("GET", "/api/zones", self.list_zones, "Zones: named lists of server networks (CIDR)", tag="admin"),
+            R("PUT", "/api/zones/{name}", self.put_zone, "Create or replace a zone (admin)",
+              params=[Param("name", _s(minLength=1, maxLength=64, pattern=r"^[A-Za-z0-9._-]+$"), "", True, "path")],
+              body={"type": "object", "required": ["cidrs"], "additionalProperties": False,
+                    "properties": {"cidrs": {"type": "array", "maxItems": 1000, "items": _s(maxLength=64)}}},
+              tag="admin"),
+            R("DELETE", "/api/zones/{name}", self.delete_zone, "Delete a zone (admin)",
+              params=[Param("name", _s(minLength=1, maxLength=64), "", True, "path")], tag="admin"),
+            R("GET", "/api/tokens", self.list_tokens, "Your API tokens (an admin sees everyone's)", tag="auth"),
+            R("POST", "/api/tokens", self.create_token,
+              "New API token for scripts (Authorization: Bearer ...); shown once", tag="auth",
+              body={"type": "object", "required": ["label"], "additionalProperties": False,
+                    "properties": {"label": _s(minLength=1, maxLength=100)}}),
+            R("DELETE", "/api/tokens/{tid}", self.delete_token, "Revoke an API token", tag="auth",
+              params=[Param("tid", {"type": "integer", "minimum": 1, "maximum": 2**53}, "", True, "path")]),
+        ]
+
+    # -- auth ---------------------------------------------------------------------------------
+    def login(self, ctx: Ctx) -> dict[str, Any]:
+        b = ctx.body
+        try:
+            p = self.accounts.sign_in(b["user"], b["password"], b["code"], ctx.ip)
+        except AuthError as e:
+            headers = {"Retry-After": str(e.retry_after)} if hasattr(e, "retry_after") else {}
+            raise ApiError(429 if headers else 401, str(e), headers) from None
+        return {"user": p.name, "role": p.role}  # the server adds the cookie and the CSRF token
+
+    def logout(self, ctx: Ctx) -> dict[str, Any]:
+        if ctx.web_session:
+            self.store.drop_web_session(ctx.web_session)
+        return {"signed_out": True}
+
+    def me(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        from appliance.console.access import PERMISSIONS
+        return {"user": p.name, "role": p.role, "zones": list(p.zones),
+                "permissions": sorted(PERMISSIONS.get(p.role, ()))}
+
+    @staticmethod
+    def _p(ctx: Ctx) -> Principal:
+        if ctx.principal is None:
+            raise ApiError(401, "sign in first")
+        return ctx.principal
+
+    # -- sessions -----------------------------------------------------------------------------
+    def _filter(self, p: Principal, q: dict[str, Any]) -> SessionFilter:
+        def t(name: str) -> float | None:
+            if name not in q:
+                return None
+            try:
+                return parse_time(q[name])
+            except (ValueError, OverflowError):
+                raise ApiError(400, f"parameter {name!r} is not an ISO 8601 time or epoch seconds") from None
+        return SessionFilter(protocol=q.get("protocol"), user=q.get("user"), client=q.get("client"),
+                             server=q.get("server"), status=q.get("status"), tag=q.get("tag"),
+                             since=t("since"), until=t("until"), decrypted=q.get("decrypted"),
+                             server_nets=None if p.nets is None else list(p.nets),
+                             open=True if q.get("live") else None, newest_first=True)
+
+    def list_sessions(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("metadata")
+        q = ctx.query
+        flt = self._filter(p, q)
+        limit, offset = q.get("limit", 100), q.get("offset", 0)
+        cat = self.catalog()
+        if cat is None:
+            return {"total": 0, "sessions": []}
+        with cat:
+            if "reviewed" in q:
+                # the review mark lives in the console store: filter after the catalog's filters
+                rows = cat.sessions(flt)
+                marked = self.store.reviewed_ids([r["id"] for r in rows])
+                rows = [r for r in rows if (r["id"] in marked) == q["reviewed"]]
+                total, rows = len(rows), rows[offset:offset + limit]
+            else:
+                total = cat.count_sessions(flt)
+                flt.limit, flt.offset = limit, offset
+                rows = cat.sessions(flt)
+        marked = self.store.reviewed_ids([r["id"] for r in rows])
+        for r in rows:
+            r["reviewed"] = r["id"] in marked
+            r["live"] = r["end"] is None
+        return {"total": total, "sessions": rows}
+
+    def _session(self, p: Principal, sid: str) -> dict[str, Any]:
+        cat = self.catalog()
+        s = None
+        if cat is not None:
+            with cat:
+                s = cat.session(sid)
+        if s is None or not p.sees_server(s["server_ip"]):
+            raise ApiError(404, f"no session {sid}")
+        return s
+
+    def session_detail(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("metadata")
+        s = self._session(p, ctx.path["id"])
+        if not p.can("events"):
+            for k in ("auth_attempts", "commands", "events", "gaps", "files"):
+                s.pop(k, None)
+        elif not p.can("content"):
+            for c in s["commands"]:
+                c.pop("output", None)
+            for f in s["files"]:
+                f["stored"] = None
+        names = self._names(s["id"])
+        s["replay"] = {
+            "terminal": _latest(names, "terminal.cast") is not None,
+            "video": any(n.endswith(".mp4") for n in names),
+        } if p.can("content") else None
+        s["review"] = self.store.review(s["id"])
+        s["comments"] = self.store.comments(s["id"])
+        s["live"] = s["end"] is None
+        return s
+
+    def _names(self, sid: str) -> list[str]:
+        with self.accounts.vault_lock:
+            return self.vault.names(sid)
+
+    def _read(self, p: Principal, sid: str, name: str, purpose: str) -> bytes:
+        with self.accounts.vault_lock:
+            return self.vault.get(sid, name, actor=p.actor, purpose=purpose)
+
+    def recording(self, ctx: Ctx) -> Raw:
+        p = self._p(ctx)
+        p.require("content")
+        s = self._session(p, ctx.path["id"])
+        name = _latest(self._names(s["id"]), "terminal.cast")
+        if name is None:
+            raise ApiError(404, f"session {s['id']} has no terminal recording")
+        return Raw(self._read(p, s["id"], name, "replay in the console"), "application/x-asciicast")
+
+    def video(self, ctx: Ctx) -> Raw:
+        p = self._p(ctx)
+        p.require("content")
+        s = self._session(p, ctx.path["id"])
+        mp4 = sorted(n for n in self._names(s["id"]) if n.endswith(".mp4"))
+        if not mp4:
+            raise ApiError(404, f"session {s['id']} has no stored video (export one with sessiontap export --format mp4)")
+        return Raw(self._read(p, s["id"], mp4[-1], "video replay in the console"), "video/mp4")
+
+    def file_content(self, ctx: Ctx) -> Raw:
+        p = self._p(ctx)
+        p.require("content")
+        s = self._session(p, ctx.path["id"])
+        f = next((f for f in s["files"] if f["sha256"] == ctx.path["sha256"] and f["stored"]), None)
+        if f is None:
+            raise ApiError(404, "no stored file with this SHA-256 in this session")
+        data = self._read(p, s["id"], f["stored"], f"download transferred file {f['path']}")
+        name = os.path.basename(f["path"].rstrip("/")) or f["sha256"]
+        return Raw(data, "application/octet-stream", name)
+
+    def export(self, ctx: Ctx) -> Raw:
+        p = self._p(ctx)
+        p.require("export")
+        s = self._session(p, ctx.path["id"])
+        sid, fmt = s["id"], ctx.query["format"]
+        names = self._names(sid)
+        cast_name = _latest(names, "terminal.cast")
+        if fmt == "asciicast":
+            if cast_name is None:
+                raise ApiError(404, f"session {sid} has no terminal recording to export")
+            return Raw(self._read(p, sid, cast_name, "export asciicast from the console"),
+                       "application/x-asciicast", f"{sid}.cast")
+        if fmt == "json":
+            s["review"] = self.store.review(sid)
+            s["comments"] = self.store.comments(sid)
+            if cast_name is not None:  # the export carries the recording, so it is a read of it
+                cast = self._read(p, sid, cast_name, "export JSON from the console")
+                s["asciicast"] = cast.decode("utf-8", "replace")
+                s["asciicast_sha256"] = hashlib.sha256(cast).hexdigest()
+            else:
+                self.store.log(p.name, "export-json", sid, "no recording in the vault", ctx.ip)
+            return Raw((json.dumps(s, indent=2) + "\n").encode(), "application/json", f"{sid}.json")
+        from storage.vault import build_evidence
+        if not names:
+            raise ApiError(404, f"session {sid} has nothing in the vault to bundle")
+        with tempfile.TemporaryDirectory(prefix="sessiontap-evidence-") as tmp:
+            out = os.path.join(tmp, f"{sid}-evidence.zip")
+            with self.accounts.vault_lock:
+                build_evidence(self.vault, sid, s, out, p.actor, purpose="evidence bundle from the console")
+            with open(out, "rb") as fh:
+                data = fh.read()
+        return Raw(data, "application/zip", f"{sid}-evidence.zip")
+
+    def review(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("review")
+        s = self._session(p, ctx.path["id"])
+        self.store.set_review(s["id"], ctx.body["reviewed"], p.name)
+        self.store.log(p.name, "review" if ctx.body["reviewed"] else "unreview", s["id"], "", ctx.ip)
+        return {"review": self.store.review(s["id"])}
+
+    def comment(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("review")
+        s = self._session(p, ctx.path["id"])
+        text = ctx.body["text"].strip()
+        if not text:
+            raise ApiError(400, "a comment needs some text")
+        c = self.store.add_comment(s["id"], p.name, text)
+        self.store.log(p.name, "comment", s["id"], "", ctx.ip)
+        return c
+
+    def search(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("events")
+        q = ctx.query
+        limit = q.get("limit", 200)
+        cat = self.catalog()
+        if cat is None:
+            return {"hits": []}
+        with cat:
+            try:
+                hits = cat.search(q["q"], regex=q.get("regex", False), limit=limit,
+                                  server_nets=None if p.nets is None else list(p.nets))
+            except Exception as e:  # duckdb.InvalidInputException: a bad regular expression
+                if q.get("regex") and "regex" in str(e).lower() or "regular" in str(e).lower():
+                    raise ApiError(400, "the regular expression does not compile") from None
+                raise
+        if not p.can("content"):
+            hits = [h for h in hits if h["kind"] != "output"]
+        return {"hits": hits}
+
+    def live(self, ctx: Ctx) -> Stream:
+        p = self._p(ctx)
+        p.require("metadata")
+
+        def events() -> Iterator[bytes]:
+            last = None
+            beat = time.monotonic()
+            yield b"retry: 3000\n\n"
+            while not self.stopping.is_set():
+                try:
+                    snap = self._live_snapshot(p)
+                except ApiError:
+                    snap = None  # busy catalog: try again next tick
+                if snap is not None and snap != last:
+                    last = snap
+                    yield b"event: sessions\ndata: " + json.dumps(snap).encode() + b"\n\n"
+                    beat = time.monotonic()
+                elif time.monotonic() - beat > 15:
+                    yield b": keep-alive\n\n"
+                    beat = time.monotonic()
+                self.stopping.wait(self.live_interval)
+        return Stream(events())
+
+    def _live_snapshot(self, p: Principal) -> dict[str, Any]:
+        cat = self.catalog()
+        if cat is None:
+            return {"total": 0, "live": [], "newest": []}
+        flt = self._filter(p, {})
+        with cat:
+            total = cat.count_sessions(flt)
+            flt.open = True
+            flt.limit = 200
+            live = cat.sessions(flt)
+            flt.open = None
+            flt.limit = 20
+            newest = cat.sessions(flt)
+        for r in live + newest:
+            r["live"] = r["end"] is None
+        return {"total": total, "live": live, "newest": newest}
+
+    # -- admin --------------------------------------------------------------------------------
+    def audit(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("audit")
+        limit = ctx.query.get("limit", 200)
+        with self.accounts.vault_lock:
+            entries = self.vault.audit_entries()
+        return {"vault": entries[-limit:][::-1], "console": self.store.trail(limit)}
+
+    @staticmethod
+    def _user_view(u: dict[str, Any]) -> dict[str, Any]:
+        return {"name": u["name"], "role": u["role"], "zones": u["zones"], "disabled": u["disabled"],
+                "locked": u["locked_until"] > time.time(), "failures": u["failures"], "created": u["created"]}
+
+    def list_users(self, ctx: Ctx) -> dict[str, Any]:
+        self._p(ctx).require("manage")
+        return {"users": [self._user_view(u) for u in self.store.users()]}
+
+    def _check_zones(self, zones: list[str]) -> list[str]:
+        known = self.store.zones()
+        for z in zones:
+            if z != ALL_ZONES and z not in known:
+                raise ApiError(400, f"no zone named {z!r} (define it first, or use * for every server)")
+        return zones
+
+    def create_user(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("manage")
+        b = ctx.body
+        zones = self._check_zones(b.get("zones") or [ALL_ZONES])
+        try:
+            check_name(b["name"])
+            nu = self.accounts.create(b["name"], b["role"], zones, actor=p.actor)
+        except ValueError as e:
+            raise ApiError(409 if "exists" in str(e) else 400, str(e)) from None
+        return {"name": nu.name, "role": nu.role, "zones": nu.zones, "password": nu.password,
+                "totp_secret": nu.totp_secret, "totp_uri": nu.totp_uri}
+
+    def _enabled_admins(self) -> list[str]:
+        return [u["name"] for u in self.store.users() if u["role"] == "admin" and not u["disabled"]]
+
+    def update_user(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("manage")
+        name = ctx.path["name"]
+        u = self.store.user(name)
+        if u is None:
+            raise ApiError(404, f"no user {name!r}")
+        b = ctx.body
+        fields: dict[str, Any] = {}
+        if "role" in b:
+            fields["role"] = b["role"]
+        if "zones" in b:
+            fields["zones"] = self._check_zones(b["zones"])
+        if "disabled" in b:
+            fields["disabled"] = b["disabled"]
+        if b.get("unlock"):
+            fields.update(failures=0, locked_until=0)
+        demoted = u["role"] == "admin" and (fields.get("role", "admin") != "admin" or fields.get("disabled"))
+        if demoted and self._enabled_admins() == [name]:
+            raise ApiError(409, "this is the last enabled admin; make another admin first")
+        self.store.update_user(name, **fields)
+        if fields.get("disabled") or "role" in fields or "zones" in fields:
+            self.store.drop_web_sessions_of(name)  # new rights take effect at the next sign-in
+        self.store.log(p.name, "user-update", name, json.dumps(b, sort_keys=True), ctx.ip)
+        nu = self.store.user(name)
+        assert nu is not None
+        return self._user_view(nu)
+
+    def reset_user(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("manage")
+        try:
+            nu = self.accounts.reset(ctx.path["name"], actor=p.actor)
+        except LookupError as e:
+            raise ApiError(404, str(e)) from None
+        return {"name": nu.name, "password": nu.password, "totp_secret": nu.totp_secret, "totp_uri": nu.totp_uri}
+
+    def list_zones(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        zones = self.store.zones()
+        if not p.can("manage"):
+            zones = {k: v for k, v in zones.items() if k in p.zones}
+        return {"zones": zones}
+
+    def put_zone(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("manage")
+        try:
+            cidrs = check_cidrs(ctx.body["cidrs"])
+        except ValueError as e:
+            raise ApiError(400, str(e)) from None
+        self.store.set_zone(ctx.path["name"], cidrs)
+        self.store.log(p.name, "zone-set", ctx.path["name"], ",".join(cidrs), ctx.ip)
+        return {"name": ctx.path["name"], "cidrs": cidrs}
+
+    def delete_zone(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("manage")
+        if not self.store.drop_zone(ctx.path["name"]):
+            raise ApiError(404, f"no zone {ctx.path['name']!r}")
+        self.store.log(p.name, "zone-delete", ctx.path["name"], "", ctx.ip)
+        return {"deleted": ctx.path["name"]}
+
+    def list_tokens(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        return {"tokens": self.store.tokens(None if p.can("manage") else p.name)}
+
+    def create_token(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        tid, token = self.accounts.new_token(p.name, ctx.body["label"])
+        return {"id": tid, "token": token, "label": ctx.body["label"]}
+
+    def delete_token(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        tid = int(ctx.path["tid"])
+        if not self.store.drop_token(tid, None if p.can("manage") else p.name):
+            raise ApiError(404, f"no token {tid}")
+        self.store.log(p.name, "token-revoke", str(tid), "", ctx.ip)
+        return {"revoked": tid}
+
+    # -- OpenAPI ------------------------------------------------------------------------------
+    def openapi(self) -> dict[str, Any]:
+        paths: dict[str, Any] = {}
+        err = {"description": "error", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
+        for r in self.routes:
+            op: dict[str, Any] = {"summary": r.summary, "tags": [r.tag],
+                                  "operationId": r.handler.__name__}
+            params = []
+            for prm in r.params:
+                params.append({"name": prm.name, "in": prm.where, "required": prm.required or prm.where == "path",
+                               "description": prm.description, "schema": prm.schema})
+            if params:
+                op["parameters"] = params
+            if r.body is not None:
+                op["requestBody"] = {"required": True, "content": {"application/json": {"schema": r.body}}}
+            ok = {"description": "success", "content": {r.produces: {"schema": {"type": "object"}
+                                                                     if r.produces == "application/json"
+                                                                     else {"type": "string", "format": "binary"}}}}
+            op["responses"] = {"200": ok, "400": err, "401": err, "403": err, "404": err}
+            if not r.auth:
+                op["security"] = []
+                op["responses"]["429"] = err
+            paths.setdefault(r.path, {})[r.method.lower()] = op
+        return {
+            "openapi": "3.0.3",
+            "info": {"title": "sessiontap console API", "version": "1",
+                     "description": "Find, replay, review and export recorded admin sessions. Scripts use an API "
+                                    "token (Authorization: Bearer st_...); the web pages use a session cookie plus "
+                                    "an X-CSRF-Token header on changes. Every read of recording content is in the "
+                                    "vault's audit trail under the caller's name."},
+            "servers": [{"url": "/"}],
+            "components": {"securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer", "description": "API token from POST /api/tokens"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "st_session"}}},
+            "security": [{"token": []}, {"cookie": []}],
+            "paths": paths,
+        }
+
+
+__all__ = ["Api", "ApiError", "Raw", "Stream", "Ctx", "Route", "Forbidden"]
