@@ -202,7 +202,15 @@ def _pcap_mapped(path: str, f: BinaryIO, head: bytes, problems: list[CaptureProb
     u = struct.Struct(endian + "I").unpack_from
     dtype = np.dtype(endian + "u4")
     off = 24
+    released = 0
+    page = mmap.PAGESIZE
     while off < n:
+        # the consumer is done with the previous batch: drop its pages from our mapping, so
+        # resident memory stays at a few batches whatever the file size (the page cache keeps them)
+        upto = (off // page) * page
+        if upto > released and hasattr(mm, "madvise"):
+            mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+            released = upto
         offs: list[int] = []
         ap = offs.append
         stop = min(n, off + MAPPED_BATCH)
