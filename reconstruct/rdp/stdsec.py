@@ -78,6 +78,8 @@ class RC4Stream:
         self.mac_key = mac_key
         self.method = method
         self.count = 0                   # packets decrypted with this stream so far
+        self.rekeys = 0
+        self.macs = {"plain": 0, "salted": 0, "flag-mismatch": 0}
         self._rc4 = Cipher(ARC4(key), mode=None).decryptor()
 
     def _update_key(self) -> None:
@@ -87,6 +89,7 @@ class RC4Stream:
         new = Cipher(ARC4(temp), mode=None).encryptor().update(temp)
         self.current = _reduce(new, self.method) if n == 8 else new
         self._rc4 = Cipher(ARC4(self.current), mode=None).decryptor()
+        self.rekeys += 1
 
     def mac(self, data: bytes, salted: bool, count: int) -> bytes:
         extra = struct.pack("<I", count) if salted else b""
@@ -99,10 +102,13 @@ class RC4Stream:
         count = self.count
         plain = self._rc4.update(data)
         self.count += 1
-        if self.mac(plain, salted, count) != signature:
-            # some clients set the salted flag inconsistently: accept the other MAC form too
-            if self.mac(plain, not salted, count) != signature:
-                raise StdSecError("a Standard RDP Security MAC did not match (wrong server key or damaged data)")
+        if self.mac(plain, salted, count) == signature:
+            self.macs["salted" if salted else "plain"] += 1
+        elif self.mac(plain, not salted, count) == signature:
+            # some clients set the salted flag inconsistently: the other MAC form is accepted, counted
+            self.macs["flag-mismatch"] += 1
+        else:
+            raise StdSecError("a Standard RDP Security MAC did not match (wrong server key or damaged data)")
         return plain
 
 

@@ -7,8 +7,11 @@
 #
 # Usage (as root, Debian 12, loopback only):
 #   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
-#   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video
-#   rdp/gen.sh captures           all seven captures
+#   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video |
+#                                      stdsecsalted | stdsecrekey
+#   rdp/gen.sh captures           all nine captures
+# (stdsecsalted: FreeRDP's default salted MACs, which Debian's xrdp rejects, so the session ends
+#  after the Client Info PDU; stdsecrekey: > 4096 encrypted client packets, to cross a re-key)
 # (Drive redirection is not in this corpus: FreeRDP 2.11 announces file-system devices only after
 #  the server's RDPDR User Logged On PDU, which xrdp 0.9.21 never sends, so no drive appears.)
 # (video: xrdp with bulk_compression=false, so the graphics are renderable by PyRDP; it runs the
@@ -256,6 +259,24 @@ run_layout_script() { # $1=word typed on the US keys
     act type "exit (ends X session -> server logs client off)" type_line 'exit'
 }
 
+# Standard RDP Security re-keys every 4096 encrypted packets (MS-RDPBCGR 5.3.7): the mouse
+# makes that many fast-path input PDUs, then a line is typed with the updated keys.
+REKEY_MOVES=4300
+run_rekey_script() {
+    act mouse "glide (700,550)->(300,100) over console xterm" glide 700 550 300 100
+    act click "left click at (300,100) in console xterm" click
+    sleep 0.5
+    local args=() i
+    for i in $(seq 0 $((REKEY_MOVES - 1))); do
+        args+=(mousemove $((WX + 200 + i % 200)) $((WY + 100 + (i / 200) % 2)) sleep 0.004)
+    done
+    act mouse "$REKEY_MOVES small mouse moves inside the console xterm" xdo "${args[@]}"
+    sleep 1
+    act type "echo $MARK-after-rekey" type_line "echo $MARK-after-rekey"
+    sleep 1
+    act type "exit (ends X session -> server logs client off)" type_line 'exit'
+}
+
 # ------------------------------------------------------------- capture ----
 capture_one() {
     local id=$1 name sec crypt protos ciphers cname cargs=() preload keylog="" kbd=0x409 word="" bulk=true
@@ -279,6 +300,11 @@ capture_one() {
       video)      name=rdp-video;       sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-VIDEO; cargs=(/sec:tls); word=video; bulk=false
                   preload="$W/sslkeylog_shim.so" ;;
+      stdsecsalted) name=rdp-stdsec-salted; sec=rdp; crypt=high; protos="TLSv1.2, TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-SALTED; cargs=(/sec:rdp); preload="" ;;
+      stdsecrekey) name=rdp-stdsec-rekey; sec=rdp; crypt=high; protos="TLSv1.2, TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-REKEY; cargs=(/sec:rdp)
+                  preload="$W/freerdp_nosalt_shim.so" ;;
       kbdfr)      name=rdp-kbd-fr;      sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-KBDFR; cargs=(/sec:tls); kbd=0x40c; word=qwzyx
                   preload="$W/sslkeylog_shim.so" ;;
@@ -322,6 +348,13 @@ capture_one() {
     CLIENT_PID=$!
     printf '%s\t%s\t%s\t%s\n' "$t0" "$t0" connect "xfreerdp ${cargs[*]} /client-hostname:$cname /u:$RDP_USER" >>"$ACTLOG"
 
+    if [ "$id" = stdsecsalted ]; then
+        # Debian's xrdp checks only plain MACs: this session ends right after the salted-MAC
+        # Client Info PDU (ERRINFO_LOGOFF_BY_USER). The capture is that real salted-MAC traffic.
+        for _ in $(seq 150); do alive "$CLIENT_PID" || break; sleep 0.1; done
+        printf 'capture=%s\nclient_name=%s\nuser=%s\nkeyboard_layout=%s\nsalted_mac=yes\n' \
+            "$name" "$cname" "$RDP_USER" "$kbd" >"$OUT/$name.params.txt"
+    else
     # wait for the X session (xterm of the test user) and the client window
     local ok=0
     for _ in $(seq 200); do
@@ -334,7 +367,11 @@ capture_one() {
     printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" ready "session desktop with console xterm visible" >>"$ACTLOG"
     eval "$(xdo search --class xfreerdp | head -1 | xargs -I{} env DISPLAY=:$CDISP xdotool getwindowgeometry --shell {})"
     WX=$X WY=$Y
-    if [ -n "$word" ]; then
+    if [ "$id" = stdsecrekey ]; then
+        run_rekey_script
+        printf 'capture=%s\nclient_name=%s\nuser=%s\nkeyboard_layout=%s\nmouse_moves=%s\ntyped_after_moves=%s\n' \
+            "$name" "$cname" "$RDP_USER" "$kbd" "$REKEY_MOVES" "echo $MARK-after-rekey" >"$OUT/$name.params.txt"
+    elif [ -n "$word" ]; then
         local home; home=$(getent passwd "$RDP_USER" | cut -d: -f6)
         find "$home" -maxdepth 1 -type f -newer "$ini" -delete 2>/dev/null || true
         run_layout_script "$word"
@@ -348,6 +385,7 @@ capture_one() {
             "$name" "$cname" "$RDP_USER" "$kbd" "echo $mtyped && hostname" "$mcin" "$mcout" >"$OUT/$name.params.txt"
     fi
 
+    fi
     # wait for server-initiated logoff / client exit
     for _ in $(seq 200); do alive "$CLIENT_PID" || break; sleep 0.1; done
     if alive "$CLIENT_PID"; then log "client still running, stopping it"; stop_pid "$CLIENT_PID"; fi
@@ -358,7 +396,7 @@ capture_one() {
 
     # secrets and side files
     case "$id" in
-      stdsec)
+      stdsec|stdsecsalted|stdsecrekey)
         # Standard RDP Security uses xrdp's RSA key from /etc/xrdp/rsakeys.ini: that path is
         # compiled into xrdp (not settable in xrdp.ini); the Debian package generates the key
         # at install time (xrdp-keygen).
@@ -415,7 +453,7 @@ do_captures() {
 case "${1:-}" in
     setup) do_setup ;;
     capture) shift; do_captures "$@" ;;
-    captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video ;;
-    all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video ;;
+    captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey ;;
+    all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey ;;
     *) sed -n '2,21p' "$0"; exit 2 ;;
 esac

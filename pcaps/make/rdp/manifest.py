@@ -26,6 +26,10 @@ CAPTURES = {
     "kbdde": ("rdp-kbd-de", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-kbd-de.keylog", "--keys"),
     "kbdfr": ("rdp-kbd-fr", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-kbd-fr.keylog", "--keys"),
     "video": ("rdp-video", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-video.keylog", "--keys"),
+    "stdsecsalted": ("rdp-stdsec-salted", "Standard RDP Security (RC4-128, level high), salted MACs",
+                     "rdp-stdsec-salted.rsakeys.pem", "--rdp-server-key"),
+    "stdsecrekey": ("rdp-stdsec-rekey", "Standard RDP Security (RC4-128, level high), past a re-key",
+                    "rdp-stdsec-rekey.rsakeys.pem", "--rdp-server-key"),
 }
 # gen.sh mk_xrdp_ini: bulk compression is on except for the "video" capture
 BULK_COMPRESSION = {cid: cid != "video" for cid in CAPTURES}
@@ -65,7 +69,18 @@ def main() -> None:
             "video": "replay",
             "bulk_compression": BULK_COMPRESSION[cid],
         }
-        if "typed_on_us_keys" in p:
+        if p.get("salted_mac") == "yes":
+            # gen.sh stdsecsalted: xrdp drops the connection after the salted-MAC Client Info
+            session["video"] = "none"
+            description = ("xfreerdp /sec:rdp with FreeRDP's default salted MACs; Debian's xrdp accepts "
+                           "only plain MACs and logs the client off right after its Client Info PDU")
+        elif "mouse_moves" in p:
+            # gen.sh run_rekey_script: more than 4096 encrypted client packets, then a typed line
+            session["commands"] = [p["typed_after_moves"], "exit"]
+            session["mouse_moves"] = int(p["mouse_moves"])
+            description = (f"Standard RDP Security: {p['mouse_moves']} mouse moves (one encrypted fast-path "
+                           f"PDU each) carry the client past the 4096-packet RC4 re-key, then a line is typed")
+        elif "typed_on_us_keys" in p:
             # run_layout_script: `touch <word>` typed on US keys, read by the server's layout
             created = [f for f in p["created_files"].split() if not f.startswith(".")]
             assert len(created) == 1, created
