@@ -170,6 +170,9 @@ class BatchSource:
             try:
                 b = self._q.get(timeout=timeout)
             except queue.Empty:
+                if self._stop.is_set():       # a reader blocked in read() cannot be woken: leave it
+                    self.ended = True
+                    return
                 yield None
                 continue
             if b is None:
@@ -214,6 +217,13 @@ class PacketSocket(BatchSource):
         self.sock = s
         self._if_drops0 = self._interface_drops()
         self.refresh_counters()
+
+    def set_filter(self, bpf: bytes) -> None:
+        """Swap the kernel filter in place (SIGHUP with new subnets or ports): no packet gap."""
+        prog = ctypes.create_string_buffer(bpf)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                             struct.pack("HL", len(bpf) // 8, ctypes.addressof(prog)))
+        self._prog = prog
 
     def _interface_drops(self) -> int:
         try:

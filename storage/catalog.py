@@ -152,6 +152,10 @@ class Catalog:
     def has_session(self, sid: str) -> bool:
         return self.con.execute("SELECT 1 FROM sessions WHERE id = ?", [sid]).fetchone() is not None
 
+    def session_states(self) -> dict[str, bool | None]:
+        """Every session id with its ``decrypted`` flag (what an import must not redo)."""
+        return dict(self.con.execute("SELECT id, decrypted FROM sessions").fetchall())
+
     def session_status(self, sid: str) -> tuple[str, bool | None] | None:
         row = self.con.execute("SELECT status, decrypted FROM sessions WHERE id = ?", [sid]).fetchone()
         return (row[0], row[1]) if row else None
@@ -195,6 +199,14 @@ class Catalog:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def close_interrupted(self, sid: str, status: str, reason: str, end_ts: float | None, end_reason: str,
+                          recordings: list[str]) -> None:
+        """A session whose writer stopped mid-way (the live sensor was killed): keep what was
+        checkpointed, say why it stops there."""
+        self.con.execute("UPDATE sessions SET status = ?, status_reason = ?, end_ts = coalesce(end_ts, ?), "
+                         "end_reason = ?, recordings = ? WHERE id = ?",
+                         [status, reason, end_ts, end_reason, recordings, sid])
 
     def sessions(self, flt: SessionFilter | None = None) -> list[dict[str, Any]]:
         flt = flt or SessionFilter()
