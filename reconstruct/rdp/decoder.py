@@ -90,6 +90,7 @@ class RDPDecoder:
                  record_replay: bool = True, replay_limit: int = DEFAULT_REPLAY_LIMIT) -> None:
         self.keys = keys or NoKeys()
         self.server_keys = [load_server_key(k) for k in server_keys]
+        self._secrets_given = bool(self.server_keys) or not isinstance(self.keys, NoKeys)
         self._out: list[Event] = []
         self._ts = 0.0
         self.state = "x224"             # x224 -> rdp (-> failed)
@@ -197,6 +198,16 @@ class RDPDecoder:
         self.state = "failed"
         self._out.append(DecodeError(self._ts, reason))
 
+    def _undecryptable(self, reason: str) -> None:
+        """No secret for this session. Given no secrets at all, that is the expected state of an
+        encrypted session (metadata only, decrypt later with ``keys add``), not an error; given
+        secrets of which none fits, the analyst must hear it: a DecodeError."""
+        if self._secrets_given:
+            self._fail(reason)
+        else:
+            self.failed = reason
+            self.state = "failed"
+
     def _meta(self, key: str, value: object) -> None:
         self._said.add(key)
         self._out.append(Metadata(self._ts, key, str(value)))
@@ -284,7 +295,7 @@ class RDPDecoder:
                 self._warned.add("undecrypted")
                 self._meta("decrypted", "false")
                 self._meta("decrypt-reason", self.tls.no_secret_reason)
-                self._fail(f"TLS traffic not decrypted: {self.tls.no_secret_reason}")
+                self._undecryptable(f"TLS traffic not decrypted: {self.tls.no_secret_reason}")
 
     def _feed_plain(self, direction: str, data: bytes) -> None:
         if not self._nla[direction] and not (direction == "s2c" and self._eua_pending and not self._nla["c2s"]):
@@ -444,7 +455,8 @@ class RDPDecoder:
             reason = "Standard RDP Security and no server key given (--rdp-server-key)"
             self._meta("decrypted", "false")
             self._meta("decrypt-reason", reason)
-            raise _Fatal(f"not decrypted: {reason}")
+            self._undecryptable(f"not decrypted: {reason}")
+            return
         n = struct.unpack_from("<I", body, 0)[0] if len(body) >= 4 else 0
         enc = body[4:4 + n]
         key = self._stdsec_key()

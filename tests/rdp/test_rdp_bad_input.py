@@ -77,3 +77,26 @@ def test_a_bad_session_does_not_touch_its_neighbours():
     assert together == alone
     assert ("ClipboardCopy", "st-tls13-clipboard-s2c") in together[1]
     assert ("ClipboardCopy", "st-stdsec-clipboard-c2s") in together[2]
+
+
+def test_without_any_secret_a_session_is_metadata_only_not_an_error():
+    """Imported with no key at all: Zeek-like metadata, decrypted=false with the reason, no error
+    (the session can be decrypted later). Standard RDP Security keeps its MCS data in clear."""
+    from reconstruct.rdp import RDPDecoder
+    for name in ("rdp-stdsec.pcap", "rdp-tls12-rsa.pcap", "rdp-tls13.pcap"):
+        dec, events = RDPDecoder(), []
+        for ev in read_streams(str(RDP / name)):
+            if isinstance(ev, StreamData):
+                events += dec.feed(ev.direction, ev.data, ev.ts)
+            elif isinstance(ev, StreamClosed):
+                events += dec.close(ev.ts, ev.reason)
+        meta = {e.key: e.value for e in events if type(e).__name__ == "Metadata"}
+        assert not [e for e in events if type(e).__name__ == "DecodeError"], name
+        assert meta["decrypted"] == "false" and meta["decrypt-reason"], name
+        assert meta["cookie"] == "mstshash=rdpdemo"
+        if name == "rdp-stdsec.pcap":                      # Zeek rdp.log parity, no key needed
+            want = MANIFEST[name]["sessions"][0]
+            assert meta["client_name"] == want["client_name"] and meta["resolution"] == want["resolution"]
+            assert meta["keyboard_layout"].startswith("0x0409") and meta["client_build"] == "18363"
+            assert meta["encryption_method"] == "128BIT" and meta["encryption_level"] == "HIGH"
+            assert meta["cert_type"] == "proprietary" and meta["channels"] == "rdpdr,rdpsnd,cliprdr"
