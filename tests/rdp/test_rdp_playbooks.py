@@ -156,3 +156,34 @@ def test_unicode_input_and_redaction_of_a_typed_password():
     dec._input([Unicode(c, False) for c in "sudo -S <<< S3cret!x"] + [Key(0x1C, False, False)])
     lines = [e.text for e in dec._flush() if type(e).__name__ == "CommandEntered"]
     assert lines == ["überwachung ✓", "sudo -S <<< ********"]
+
+
+def slow_input_pdu(events: list[tuple[int, int, bytes]]) -> bytes:
+    """TS_INPUT_PDU (MS-RDPBCGR 2.2.8.1.1.3): share control + share data headers, then events
+    of (messageType, flags, rest)."""
+    body = struct.pack("<HH", len(events), 0)
+    for mtype, flags, rest in events:
+        body += struct.pack("<IHH", 0, mtype, flags) + rest
+    total = 18 + len(body)
+    return (struct.pack("<HHH", total, 0x17, 1007) + struct.pack("<IBBH", 0x103EA, 0, 1, total - 14)
+            + bytes([0x1C, 0]) + b"\0\0" + body)
+
+
+def test_slow_path_keyboard_and_mouse_as_rdesktop_sends_them():
+    KBD, UNICODE, MOUSE = 0x0004, 0x0005, 0x8001
+    down, up = 0x0000, 0x8000
+
+    def key(sc, flags):
+        return (KBD, flags, struct.pack("<HH", sc, 0))
+    dec = RDPDecoder()
+    events = [key(0x2A, down), key(0x23, down), key(0x23, up), key(0x2A, up),    # Shift+h -> "H"
+              key(0x17, down), key(0x17, up),                                      # i
+              (UNICODE, down, struct.pack("<HH", ord("!"), 0)),
+              (MOUSE, 0x9000, struct.pack("<HH", 120, 45)),                        # left button down
+              (MOUSE, 0x1000, struct.pack("<HH", 120, 45)),                        # ... and up: no 2nd click
+              key(0x1C, down), key(0x1C, up)]
+    dec._ts = 5.0
+    dec._slowpath("c2s", slow_input_pdu(events))
+    out = dec._flush()
+    assert [e.text for e in out if type(e).__name__ == "CommandEntered"] == ["Hi!"]
+    assert [e.text for e in out if type(e).__name__ == "Notice"] == ["left click at (120, 45)"]
