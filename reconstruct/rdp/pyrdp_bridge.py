@@ -279,6 +279,7 @@ class DriveRedirection:
         self._read: dict[int, tuple[int, int]] = {}              # completion id -> (file id, offset)
         self.files: dict[int, dict] = {}                         # file id -> state
         self.devices: dict[int, str] = {}
+        self.held = 0                                            # bytes buffered over all open files
 
     def message(self, direction: str, data: bytes) -> list[object]:
         from pyrdp.pdu.rdp.virtual_channel.device_redirection import (
@@ -294,7 +295,7 @@ class DriveRedirection:
             self._create[pdu.completionID] = (pdu.deviceID, pdu.path)
         elif isinstance(pdu, DeviceCreateResponsePDU):
             dev_path = self._create.pop(pdu.completionID, None)
-            if dev_path is not None and int(pdu.ioStatus) == 0:
+            if dev_path is not None and int(pdu.ioStatus) == 0 and len(self.files) < self.MAX_OPEN:
                 dev, path = dev_path
                 drive = self.devices.get(dev, f"device{dev}")
                 self.files[pdu.fileID] = {"path": f"{drive}:{path}", "read": {}, "write": {}, "size": 0}
@@ -307,6 +308,7 @@ class DriveRedirection:
         elif isinstance(pdu, DeviceCloseRequestPDU):
             f = self.files.pop(pdu.fileID, None)
             if f is not None:
+                self.held -= f["size"]
                 out += self._finish(f)
         elif isinstance(pdu, DeviceIORequestPDU) and int(pdu.majorFunction) == self.IRP_MJ_WRITE:
             p = pdu.payload
@@ -315,12 +317,16 @@ class DriveRedirection:
                 self._put(self.files[pdu.fileID], "write", offset, p[32:32 + length])
         return out
 
+    MAX_OPEN = 256                     # files open at once; more is hostile or broken
+
     def _put(self, f: dict, kind: str, offset: int, data: bytes) -> None:
-        if f["size"] + len(data) > self.max_file:
+        # per file and over all open files: a stream cannot make us hold more than 4 files' worth
+        if f["size"] + len(data) > self.max_file or self.held + len(data) > 4 * self.max_file:
             f["truncated"] = True
             return
         f[kind][offset] = data
         f["size"] += len(data)
+        self.held += len(data)
 
     @staticmethod
     def _assemble(parts: dict[int, bytes]) -> tuple[bytes, bool]:
