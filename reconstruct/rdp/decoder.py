@@ -696,6 +696,8 @@ class RDPDecoder:
     def _virtual_channel(self, direction: str, channel: int, name: str, data: bytes) -> None:
         if len(data) < 8:
             return
+        if name not in ("cliprdr", "rdpdr", "drdynvc"):
+            return                              # sound, RAIL, ...: nothing we read, nothing buffered
         total, flags = struct.unpack_from("<II", data, 0)
         chunk = data[8:]
         if flags & CHANNEL_PACKET_COMPRESSED:
