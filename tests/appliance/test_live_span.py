@@ -1,0 +1,158 @@
+"""The operator's story: the sensor listens on the mirror port; admin sessions cross the
+switch (here: the bundled captures replayed by tcpreplay onto a virtual SPAN port); the
+catalog ends up with exactly what importing the same captures gives, the SIEM heard every
+start, end and tagged command, Zeek-style logs are on disk, and the metrics and
+``sessiontap health`` say the capture was complete."""
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Sensor, SyslogReceiver, free_port, json_doc, json_lines, run, wait_for
+
+PCAPS = ROOT / "pcaps"
+TELNET = [PCAPS / "telnet" / n for n in ("t1_inetutils_full_session.pcap", "t2_failed_then_success.pcap",
+                                          "t4_two_concurrent_sessions.pcap")]
+SSH = PCAPS / "ssh" / "a01_shell_curve25519_aes128ctr.pcap"
+SSH_KEYS = PCAPS / "ssh" / "a01_shell_curve25519_aes128ctr.keylog"
+MANIFEST = {**json.loads((PCAPS / "telnet" / "manifest.json").read_text()),
+            **json.loads((PCAPS / "ssh" / "manifest.json").read_text())}
+EXPECTED_SESSIONS = sum(len(MANIFEST[p.name]["sessions"]) for p in [*TELNET, SSH])
+
+
+def key(s: dict) -> tuple:
+    return (s["protocol"], s["client_ip"], s["client_port"], s["server_port"])
+
+
+def summary(home: Path) -> dict[tuple, dict]:
+    out = {}
+    for s in json_lines(home, "sessions", "--json"):
+        d = json_doc(home, "show", s["id"], "--json")
+        out[key(s)] = {"user": s["user"], "auth": s["auth"], "status": s["status"], "decrypted": s["decrypted"],
+                       "tags": sorted(s["tags"]), "commands": [c["text"] for c in d["commands"]],
+                       "auth_attempts": [(a["user"], a["result"]) for a in d["auth_attempts"]], "id": s["id"]}
+    return out
+
+
+@pytest.fixture(scope="module")
+def scenario(span, tmp_path_factory):
+    base = tmp_path_factory.mktemp("live")
+    live_home, import_home = base / "live", base / "import"
+    # the jump host's keys for the SSH session were deposited before it happened
+    run(live_home, "keys", "add", str(SSH_KEYS))
+    tcp, udp = SyslogReceiver("tcp"), SyslogReceiver("udp")
+    metrics_port = free_port()
+    conf = base / "sensor.toml"
+    conf.write_text(f"""
+[capture]
+interface = "{span.mirror}"
+ports = [22, 23, 2222, 2323, 3389]
+
+[sessions]
+checkpoint_seconds = 1
+
+[siem]
+zeek_logs = "zeek"
+queue = 1000
+
+[[siem.syslog]]
+target = "tcp://127.0.0.1:{tcp.port}"
+format = "cef"
+
+[[siem.syslog]]
+target = "udp://127.0.0.1:{udp.port}"
+format = "json"
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+""")
+    sensor = Sensor(live_home, "--config", str(conf))
+    sensor.wait_started()
+    try:
+        replayed = span.replay(*TELNET, SSH)
+        wait_for("every replayed session to end", lambda: (
+            (st := sensor.status()) and sum(st["counters"]["sessions_total"].values()) == EXPECTED_SESSIONS
+            and st["counters"]["sessions_active"] == 0 and not st["sessions"]), timeout=60)
+        wait_for("the last checkpoint", lambda: len(json_lines(live_home, "sessions", "--json")) == EXPECTED_SESSIONS
+                 and all(s["status"] != "live" for s in json_lines(live_home, "sessions", "--json")))
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        health = run(live_home, "health", check=False)
+        wait_for("the SIEM messages", lambda: sum("session-end" in m for m in tcp.messages) == EXPECTED_SESSIONS)
+    finally:
+        rc = sensor.stop()
+    assert rc == 0, sensor.log()
+    for p in [*TELNET, SSH]:
+        run(import_home, "import", "-q", str(p), *(["--keys", str(SSH_KEYS)] if p == SSH else []))
+    return {"live": summary(live_home), "import": summary(import_home), "tcp": tcp.messages, "udp": udp.messages,
+            "metrics": metrics, "health": health, "home": live_home, "replayed": replayed, "log": sensor.log()}
+
+
+def test_live_equals_import(scenario):
+    live, imported = scenario["live"], scenario["import"]
+    assert len(imported) == EXPECTED_SESSIONS
+    assert set(live) == set(imported), scenario["log"]
+    for k, want in imported.items():
+        got = live[k]
+        for field in ("user", "auth", "status", "decrypted", "tags", "commands", "auth_attempts"):
+            assert got[field] == want[field], (k, field)
+
+
+def test_live_matches_the_manifests(scenario):
+    """Independently of the importer: users and commands the scenario scripts typed."""
+    live = scenario["live"]
+    for p in [*TELNET, SSH]:
+        for w in MANIFEST[p.name]["sessions"]:
+            found = [s for k, s in live.items() if k[0] == w["protocol"] and k[3] == w["server_port"]
+                     and s["commands"] == w["commands"]]
+            assert len(found) >= 1, (p.name, w["commands"])
+            assert found[0]["user"] == w["user"]
+            assert found[0]["decrypted"] == w.get("decrypted")
+
+
+def test_siem_heard_starts_ends_and_tags_as_cef(scenario):
+    msgs = scenario["tcp"]
+    starts = [m for m in msgs if " session-start - CEF:0|sessiontap|" in m]
+    ends = [m for m in msgs if " session-end - CEF:0|sessiontap|" in m]
+    assert len(starts) == len(ends) == EXPECTED_SESSIONS
+    # RFC 5424: <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG
+    assert all(re.match(r"<\d{1,3}>1 \d{4}-\d\d-\d\dT[\d:.]+Z \S+ sessiontap \d+ [a-z-]+ - ", m) for m in msgs)
+    t2 = MANIFEST["t2_failed_then_success.pcap"]["sessions"][0]
+    tags = [m for m in msgs if " tag - CEF:0|" in m]
+    for tag in t2["tags"]:
+        assert any(f"cs2={tag}" in m and "suser=tndemo" in m and "dpt=2323" in m for m in tags), tag
+    assert any("suser=demo" in m and "app=ssh" in m and "cs4=complete" in m for m in ends)
+
+
+def test_siem_json_over_udp(scenario):
+    objs = [json.loads(m.split(" - ", 1)[1]) for m in scenario["udp"]]
+    ends = [o for o in objs if o["kind"] == "session-end"]
+    assert len(ends) == EXPECTED_SESSIONS
+    assert sorted(o["session"]["user"] for o in ends) == sorted(s["user"] for s in scenario["import"].values())
+    assert {o["tag"] for o in objs if o["kind"] == "tag"} >= set(MANIFEST["t2_failed_then_success.pcap"]["sessions"][0]["tags"])
+
+
+def test_zeek_logs_on_disk(scenario):
+    zeek = scenario["home"] / "zeek"
+    telnet = [json.loads(l) for l in (zeek / "telnet.log").read_text().splitlines()]
+    ssh = [json.loads(l) for l in (zeek / "ssh.log").read_text().splitlines()]
+    assert len(telnet) + len(ssh) == EXPECTED_SESSIONS
+    s = ssh[0]
+    assert s["auth_success"] is True and s["user"] == "demo" and s["id.resp_p"] == 2222
+    assert s["commands"] == MANIFEST[SSH.name]["sessions"][0]["commands"]
+
+
+def test_metrics_and_health_report_a_complete_capture(scenario):
+    m = scenario["metrics"]
+    sent = int(scenario["replayed"].split("Actual: ")[1].split()[0])
+    packets = float(next(l for l in m.splitlines() if l.startswith("sessiontap_packets_total ")).split()[1])
+    assert packets == sent                      # every frame tcpreplay sent was captured (all on admin ports)
+    assert 'sessiontap_drops_total{stage="kernel"} 0' in m
+    assert 'sessiontap_drops_total{stage="sensor"} 0' in m
+    assert 'sessiontap_sessions_total{protocol="telnet"} 4' in m
+    assert "sessiontap_disk_free_bytes" in m
+    assert scenario["health"].returncode == 0, scenario["health"].stdout.decode()
+    assert "drops: kernel 0, sensor 0" in scenario["health"].stdout.decode()
