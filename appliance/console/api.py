@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import duckdb
+
 from appliance.console.access import ALL_ZONES, ROLES, Forbidden, Principal, check_cidrs
 from appliance.console.auth import Accounts, AuthError, check_name
 from appliance.console.store import ConsoleStore
@@ -170,6 +172,7 @@ class Api:
         self.vault = accounts.vault
         self.live_interval = live_interval
         self.stopping = threading.Event()
+        self._catalog_key: str | None = None
         self.routes = self._routes()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -177,10 +180,14 @@ class Api:
         """A short-lived read-only catalog connection, or None before the first import."""
         if not self.home.catalog_path.exists():
             return None
+        if self._catalog_key is None:
+            # asked once per console process (one audit entry), kept in memory like the importer does
+            with self.accounts.vault_lock:
+                self._catalog_key = self.vault.catalog_key(actor="console")
         last: Exception | None = None
         for _ in range(20):
             try:
-                return Catalog(str(self.home.catalog_path), read_only=True)
+                return Catalog(str(self.home.catalog_path), encryption_key=self._catalog_key, read_only=True)
             except Exception as e:  # duckdb.IOException: a writer holds the file lock
                 if "lock" not in str(e).lower():
                     raise
@@ -210,7 +217,7 @@ class Api:
                 raise ApiError(400, f"unknown parameter {name!r}")
         for p in route.params:
             if p.where == "path":
-                check(path[p.name], p.schema, f"path parameter {p.name!r}")
+                path[p.name] = check(_coerce_query(p, path[p.name]), p.schema, f"path parameter {p.name!r}")
                 continue
             vals = query.get(p.name)
             if not vals:
@@ -523,9 +530,9 @@ class Api:
             try:
                 hits = cat.search(q["q"], regex=q.get("regex", False), limit=limit,
                                   server_nets=None if p.nets is None else list(p.nets))
-            except Exception as e:  # duckdb.InvalidInputException: a bad regular expression
-                if q.get("regex") and "regex" in str(e).lower() or "regular" in str(e).lower():
-                    raise ApiError(400, "the regular expression does not compile") from None
+            except duckdb.InvalidInputException as e:
+                if q.get("regex"):  # RE2 refused the pattern
+                    raise ApiError(400, f"the regular expression does not compile ({str(e).split(': ', 1)[-1]})") from None
                 raise
         if not p.can("content"):
             hits = [h for h in hits if h["kind"] != "output"]

@@ -27,7 +27,7 @@ from appliance.console.store import ConsoleStore
 LOCK_AFTER = 5
 LOCK_SECONDS = 15 * 60
 IP_WINDOW = 60.0
-IP_MAX_ATTEMPTS = 20
+IP_MAX_ATTEMPTS = 20  # failed sign-ins per address per IP_WINDOW
 MIN_PASSWORD = 12
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
@@ -131,9 +131,14 @@ class Accounts:
                 q.popleft()
             if len(q) >= self.ip_max_attempts:
                 raise RateLimited(int(q[0] + IP_WINDOW - now) + 1)
-            q.append(now)
-            if len(self._attempts) > 10_000:  # bounded: forget the quietest addresses
-                for k in [k for k, v in self._attempts.items() if not v][:5_000]:
+
+    def _ip_failed(self, ip: str) -> None:
+        # only failures count: many good sign-ins from one address (a NAT, a jump host) are fine
+        with self._attempts_lock:
+            self._attempts.setdefault(ip, deque()).append(time.monotonic())
+            if len(self._attempts) > 10_000:  # bounded: forget the addresses quiet the longest
+                by_age = sorted(self._attempts, key=lambda k: self._attempts[k][-1] if self._attempts[k] else 0)
+                for k in by_age[:5_000]:
                     del self._attempts[k]
 
     def sign_in(self, name: str, password: str, code: str, ip: str) -> Principal:
@@ -146,10 +151,12 @@ class Accounts:
             except VerificationError:
                 pass
             self.store.log(str(name)[:64], "sign-in-failed", str(name)[:64], "unknown user", ip)
+            self._ip_failed(ip)
             raise fail
         now = time.time()
         if u["locked_until"] > now:
             self.store.log(name, "sign-in-refused", name, "account locked", ip)
+            self._ip_failed(ip)
             raise AuthError(f"this account is locked after {self.lock_after} failed sign-ins; "
                             f"try again later or ask an admin to unlock it")
         try:
@@ -171,6 +178,7 @@ class Accounts:
             self.store.log(name, "sign-in-failed", name, "password" if not ok else "code", ip)
             if locked:
                 self.store.log(name, "locked", name, f"{failures} failures", ip)
+            self._ip_failed(ip)
             raise fail
         if _hasher.check_needs_rehash(u["pw_hash"]):
             self.store.update_user(name, pw_hash=_hasher.hash(password))

@@ -88,6 +88,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "sessiontap-console"
     sys_version = ""
 
+    def version_string(self) -> str:
+        return self.server_version
+
     # quiet: the access trail is in the console store and the vault, not on stderr
     def log_message(self, format: str, *args: Any) -> None:
         pass
