@@ -79,7 +79,6 @@ class InputReader:
 
     def fastpath(self, plain_pdu: bytes) -> list[object]:
         out: list[object] = []
-        header = plain_pdu[0]
         for ev in self._fast.parse(plain_pdu).events:
             if isinstance(ev, FastPathScanCodeEvent):
                 flags = ev.rawHeaderByte & 0x1F
@@ -94,7 +93,6 @@ class InputReader:
             elif getattr(ev, "data", b"")[:1] and (ev.data[0] >> 5) == 3:   # sync event (raw)
                 f = ev.data[0] & 0x1F
                 out.append(Sync(bool(f & 0x04), bool(f & 0x02)))
-        del header
         return out
 
     @staticmethod

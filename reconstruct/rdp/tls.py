@@ -20,7 +20,6 @@ from typing import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -114,10 +113,6 @@ class _Direction:
             self.aead = ChaCha20Poly1305(key)
         else:
             self.aead = None
-
-    def _nonce(self) -> bytes:
-        padded = self.seq.to_bytes(len(self.iv), "big")
-        return bytes(a ^ b for a, b in zip(self.iv, padded))
 
     def decrypt(self, ctype: int, version: int, body: bytes) -> tuple[int, bytes]:
         """Decrypt one record body; returns (inner content type, plaintext)."""
@@ -465,4 +460,3 @@ def _xrdp_rsakeys_ini(text: str) -> rsa.RSAPrivateKey:
 
 
 __all__ = ["TLSDecryptor", "TLSError", "SUITES", "load_rsa_private_key", "prf12", "hkdf_expand_label"]
-_ = hashes  # (kept for callers that build transcripts with cryptography's hashes)
