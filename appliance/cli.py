@@ -62,6 +62,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if getattr(args, "rdp_server_key", None):
         options["rdp"] = {"server_keys": args.rdp_server_key}
     importer = Importer(home, keys=keys, decoder_options=options, actor=actor())
+    jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
     results = []
     missing = [p for p in args.files if not os.path.isfile(p)]
     for p in missing:
@@ -74,7 +75,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                       TimeRemainingColumn(), console=err, disable=not show_bar, transient=True) as bar:
             for path in files:
                 task = bar.add_task(os.path.basename(path), total=os.path.getsize(path) or 1)
-                res = importer.import_file(path, catalog, store,
+                res = importer.import_file(path, catalog, store, jobs=jobs,
                                            progress=lambda done, total, t=task: bar.update(t, completed=done))
                 results.append(res)
                 if res.error:
@@ -94,17 +95,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _print_import_summary(results: list) -> None:  # type: ignore[type-arg]
     t = Table(title="sessions imported", show_lines=False)
-    for col in ("id", "protocol", "client", "server", "user", "auth", "cmds", "status", "start (UTC)"):
+    for col in ("id", "protocol", "client", "server", "user", "auth", "decrypted", "cmds", "status", "start (UTC)"):
         t.add_column(col, no_wrap=col in ("id", "client", "server"))
     total = 0
     for res in results:
         for s in res.sessions:
             total += 1
             status = s["status"] + (f" ({s['status_reason']})" if s["status"] != "complete" and s["status_reason"] else "")
-            dec = s["decrypted"]
-            if dec is False:
-                status += " [encrypted]"
-            t.add_row(s["id"][:12], s["protocol"], s["client"], s["server"], s["user"] or "-", s["auth"],
+            dec = {None: "-", True: "yes", False: "no"}[s["decrypted"]]
+            t.add_row(s["id"][:12], s["protocol"], s["client"], s["server"], s["user"] or "-", s["auth"], dec,
                       str(s["commands"]), status, (iso(s["start"]) or "")[:19])
     out.print(t)
     for res in results:
@@ -145,14 +144,16 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             emit(json.dumps(r))
         return 0
     t = Table(title=f"{len(rows)} session(s)")
-    for col in ("id", "protocol", "start (UTC)", "dur", "client", "server", "user", "auth", "cmds", "tags", "status"):
+    for col in ("id", "protocol", "start (UTC)", "dur", "client", "server", "user", "auth", "decrypted", "cmds",
+                "tags", "status"):
         t.add_column(col, no_wrap=col in ("id", "client", "server", "start (UTC)"))
     for r in rows:
-        status = r["status"] + ("" if r["decrypted"] is not False else " [encrypted]")
+        dec = {None: "-", True: "yes", False: "no" + (f" ({r['decrypt_reason']})" if r["decrypt_reason"] else "")}
         t.add_row(r["id"][:12], r["protocol"], (r["start"] or "")[:19].replace("T", " "),
                   f"{r['duration']:.0f}s" if r["duration"] is not None else "-",
                   f"{r['client_ip']}:{r['client_port']}", f"{r['server_ip']}:{r['server_port']}",
-                  r["user"] or "-", r["auth"], str(r["commands"]), ",".join(r["tags"]), status)
+                  r["user"] or "-", r["auth"], dec[r["decrypted"]], str(r["commands"]), ",".join(r["tags"]),
+                  r["status"])
     out.print(t)
     return 0
 
@@ -312,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="key material: SSH key log (Wireshark formats or escrow JSON lines), TLS key log (NSS)")
     s.add_argument("--rdp-server-key", action="append", metavar="FILE",
                    help="RDP server private key (PEM or xrdp rsakeys.ini)")
+    s.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="worker processes for large plain pcap files (flows sharded by hash; 0: one per core)")
     s.add_argument("--json", action="store_true", help="one JSON object per imported session")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_import)

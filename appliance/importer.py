@@ -7,17 +7,18 @@ then the catalog row in one transaction, so a catalog row never points at missin
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from appliance.home import Home
 from reconstruct.decoder import KeyLookup, NoKeys
-from reconstruct.events import Event, Tagged
+from reconstruct.events import Event, FileTransfer, Output, Tagged
 from reconstruct.registry import DecoderUnavailable, make_decoder
 from reconstruct.session import SessionReconstructor, SessionRecord, session_id
-from sensor.capture import CaptureError
+from sensor.capture import CaptureError, capture_size
 from sensor.flows import Limits
 from sensor.pipeline import SensorRun
 from sensor.streamlog import StreamLog, replay
@@ -77,16 +78,138 @@ class Importer:
             return None
 
     def import_file(self, path: str, catalog: Catalog, store: RecordingStore,
-                    progress: Callable[[int, int], None] | None = None) -> FileResult:
+                    progress: Callable[[int, int], None] | None = None, jobs: int = 1) -> FileResult:
+        """Import one capture. With ``jobs`` > 1 the flows are sharded by their 5-tuple hash
+        over that many worker processes (each reads the whole file, decodes only its flows and
+        seals its recordings); this process writes every catalog row."""
         res = FileResult(path)
         t0 = time.perf_counter()
         source = os.path.basename(path)
-        run = SensorRun(path, self.limits, progress=progress)
-        iid = catalog.begin_import(os.path.abspath(path), "", run.size)
-        active: dict[int, tuple[SessionReconstructor, StreamLog | None]] = {}
-        ignored: set[int] = set()
+        iid = catalog.begin_import(os.path.abspath(path), "", capture_size(path))
+        known = catalog.session_states()
+        skip = {sid for sid, decrypted in known.items() if not (self.fresh_keys and decrypted is False)}
         try:
-            for ev in run:
+            if jobs > 1 and _shardable(path):
+                for rec, names in self._parallel(path, jobs, skip, progress, res):
+                    catalog.write_session(rec, iid, source, names)
+                    res.sessions.append(summary(rec))
+            else:
+                run = SensorRun(path, self.limits, progress=progress)
+                flows = FlowReconstruction(self, run, skip)
+                for rec, log in flows:
+                    names = self.store_artefacts(rec, log, store, source)
+                    catalog.write_session(rec, iid, source, names)
+                    res.sessions.append(summary(rec))
+                res.error, res.already = flows.error, flows.already
+                res.problems = [str(p) for p in run.problems]
+                res.packets, res.bytes, res.stats = run.stats.packets, run.stats.bytes, run.stats
+        finally:
+            res.seconds = time.perf_counter() - t0
+            status = "failed" if res.error else ("damaged" if res.problems else "ok")
+            catalog.finish_import(iid, res.packets, len(res.sessions), res.problems + ([res.error] if res.error else []), status)
+        return res
+
+    def _parallel(self, path: str, jobs: int, skip: set[str], progress: Callable[[int, int], None] | None,
+                  res: FileResult) -> Iterator[tuple[SessionRecord, list[str]]]:
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue(maxsize=4 * jobs)
+        procs = [ctx.Process(target=_shard_worker, daemon=True,
+                             args=(path, i, jobs, str(self.home.path), self.keys, self.decoder_options, skip,
+                                   self.limits, self.actor, queue))
+                 for i in range(jobs)]
+        for p in procs:
+            p.start()
+        done_bytes = [0] * jobs
+        size = capture_size(path)
+        running = jobs
+        try:
+            while running:
+                msg = queue.get()
+                kind = msg[0]
+                if kind == "session":
+                    yield msg[1], msg[2]
+                elif kind == "progress":
+                    done_bytes[msg[1]] = msg[2]
+                    if progress:
+                        progress(min(done_bytes), size)
+                elif kind == "done":
+                    running -= 1
+                    _, i, error, already, problems, stats = msg
+                    res.already += already
+                    if i == 0:
+                        res.error, res.problems = error, problems
+                        res.packets, res.bytes, res.stats = stats.packets, stats.bytes, stats
+                elif kind == "crash":
+                    running -= 1
+                    res.error = res.error or f"{path}: a worker failed: {msg[2]}"
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+
+    def store_artefacts(self, rec: SessionRecord, log: StreamLog | None, store: RecordingStore,
+                        source: str) -> list[str]:
+        """Seal a finished session's artefacts; returns their names for the catalog row."""
+        names: list[str] = []
+        meta = {"time_range": (rec.start, rec.end if rec.end is not None else rec.start), "source": source}
+        if log is not None and log.size:
+            names.append(_put_versioned(store, rec.id, "streams.bin", log.blob(), meta))
+        for f in rec.files:
+            if f.content is not None:
+                name = f"files/{f.sha256}"
+                if not store.exists(rec.id, name):
+                    store.put(rec.id, name, f.content, **meta)
+                names.append(name)
+        if any(isinstance(e, Output) for e in rec.terminal):
+            cast = render_cast(rec)
+            if cast:
+                names.append(_put_versioned(store, rec.id, "terminal.cast", cast, meta))
+        return names
+
+    def redecode(self, sid: str, catalog: Catalog, store: RecordingStore,
+                 only_if_decrypted: bool = False) -> dict[str, Any] | None:
+        """Decode a stored encrypted session again (new keys arrived). With
+        ``only_if_decrypted``, nothing is written unless the new keys did decrypt it (the live
+        sensor tries every waiting session on each deposit)."""
+        row = catalog.session(sid)
+        stream_name = _latest(store, sid, "streams.bin")
+        if row is None or not store.exists(sid, stream_name):
+            return None
+        blob = store.get(sid, stream_name, actor=self.actor, purpose="decrypt with new keys")
+        recon = SessionReconstructor(_ts(row["start"]), row["protocol"], row["client_ip"], row["client_port"],
+                                     row["server_ip"], row["server_port"], row["picked_up"],
+                                     self._decoder(row["protocol"]), self.tagger)
+        end = _ts(row["start"])
+        for what, direction, ts, payload in replay(blob):
+            end = ts
+            if what == "data":
+                recon.data(direction, payload, ts)  # type: ignore[arg-type]
+            else:
+                recon.gap(direction, payload, ts)  # type: ignore[arg-type]
+        rec = recon.close(_ts(row["end"]) if row["end"] else end, row["end_reason"] or "capture-end")
+        if only_if_decrypted and rec.decrypted is not True:
+            return None
+        # the streams are already stored: only what decoding produced is new
+        names = [stream_name] + self.store_artefacts(rec, None, store, row["source"] or "")
+        catalog.write_session(rec, None, row["source"] or "", names)
+        return summary(rec)
+
+
+class FlowReconstruction:
+    """The sensor's stream events of one run, turned into finished sessions (in the order
+    they end). Sessions whose id is in ``skip`` were imported before and are passed over."""
+
+    def __init__(self, importer: Importer, run: SensorRun, skip: set[str]) -> None:
+        self.importer, self.run, self.skip = importer, run, skip
+        self.error: str | None = None
+        self.already = 0
+
+    def __iter__(self) -> Iterator[tuple[SessionRecord, StreamLog | None]]:
+        imp = self.importer
+        active: dict[int, tuple[SessionReconstructor, StreamLog | None]] = {}
+        try:
+            for ev in self.run:
                 if isinstance(ev, StreamData):
                     a = active.get(ev.flow_id)
                     if a is not None:
@@ -95,13 +218,11 @@ class Importer:
                             a[1].data(ev.direction, ev.data, ev.ts)
                 elif isinstance(ev, StreamOpened):
                     sid = session_id(ev.protocol, ev.client_ip, ev.client_port, ev.server_ip, ev.server_port, ev.ts)
-                    prior = catalog.session_status(sid)
-                    if prior is not None and not (self.fresh_keys and prior[1] is False):
-                        res.already += 1
-                        ignored.add(ev.flow_id)
+                    if sid in self.skip:
+                        self.already += 1
                         continue
                     recon = SessionReconstructor(ev.ts, ev.protocol, ev.client_ip, ev.client_port, ev.server_ip,
-                                                 ev.server_port, ev.picked_up, self._decoder(ev.protocol), self.tagger)
+                                                 ev.server_port, ev.picked_up, imp._decoder(ev.protocol), imp.tagger)
                     active[ev.flow_id] = (recon, StreamLog() if ev.protocol in ENCRYPTED else None)
                 elif isinstance(ev, StreamGap):
                     a = active.get(ev.flow_id)
@@ -116,67 +237,54 @@ class Importer:
                 elif isinstance(ev, StreamClosed):
                     a = active.pop(ev.flow_id, None)
                     if a is not None:
-                        rec = a[0].close(ev.ts, ev.reason)
-                        res.sessions.append(self.persist(rec, a[1], catalog, store, iid, source))
+                        yield a[0].close(ev.ts, ev.reason), a[1]
         except CaptureError as e:
-            res.error = str(e)
-        finally:
-            # whatever was open when the file ended or broke is still a session
-            for recon, log in active.values():
-                rec = recon.close(run.last_ts or recon.record.start, "capture-end")
-                res.sessions.append(self.persist(rec, log, catalog, store, iid, source))
-            res.problems = [str(p) for p in run.problems]
-            res.packets = run.stats.packets
-            res.bytes = run.stats.bytes
-            res.stats = run.stats
-            res.seconds = time.perf_counter() - t0
-            status = "failed" if res.error else ("damaged" if res.problems else "ok")
-            catalog.finish_import(iid, run.stats.packets, len(res.sessions), res.problems + ([res.error] if res.error else []), status)
-        return res
+            self.error = str(e)
+        # whatever was open when the file ended or broke is still a session
+        for recon, log in active.values():
+            yield recon.close(self.run.last_ts or recon.record.start, "capture-end"), log
 
-    def persist(self, rec: SessionRecord, log: StreamLog | None, catalog: Catalog, store: RecordingStore,
-                import_id: int | None, source: str) -> dict[str, Any]:
-        names: list[str] = []
-        meta = {"time_range": (rec.start, rec.end if rec.end is not None else rec.start), "source": source}
-        if log is not None and log.size:
-            names.append(_put_versioned(store, rec.id, "streams.bin", log.blob(), meta))
-        for f in rec.files:
-            if f.content is not None:
-                name = f"files/{f.sha256}"
-                if not store.exists(rec.id, name):
-                    store.put(rec.id, name, f.content, **meta)
-                names.append(name)
-        if any(type(e).__name__ == "Output" for e in rec.terminal):
-            cast = render_cast(rec)
-            if cast:
-                names.append(_put_versioned(store, rec.id, "terminal.cast", cast, meta))
-        catalog.write_session(rec, import_id, source, names)
-        return {"id": rec.id, "protocol": rec.protocol, "client": f"{rec.client_ip}:{rec.client_port}",
-                "server": f"{rec.server_ip}:{rec.server_port}", "user": rec.user, "auth": rec.auth,
-                "commands": len(rec.commands), "status": rec.status, "status_reason": rec.status_reason,
-                "decrypted": rec.decrypted, "start": rec.start, "end": rec.end}
 
-    def redecode(self, sid: str, catalog: Catalog, store: RecordingStore) -> dict[str, Any] | None:
-        """Decode a stored encrypted session again (new keys arrived)."""
-        row = catalog.session(sid)
-        if row is None or not store.exists(sid, _latest(store, sid, "streams.bin")):
-            return None
-        blob = store.get(sid, _latest(store, sid, "streams.bin"), actor=self.actor, purpose="decrypt with new keys")
-        recon = SessionReconstructor(_ts(row["start"]), row["protocol"], row["client_ip"], row["client_port"],
-                                     row["server_ip"], row["server_port"], row["picked_up"],
-                                     self._decoder(row["protocol"]), self.tagger)
-        log = StreamLog()
-        end = _ts(row["start"])
-        for what, direction, ts, payload in replay(blob):
-            end = ts
-            if what == "data":
-                recon.data(direction, payload, ts)  # type: ignore[arg-type]
-                log.data(direction, payload, ts)  # type: ignore[arg-type]
-            else:
-                recon.gap(direction, payload, ts)  # type: ignore[arg-type]
-                log.gap(direction, payload, ts)  # type: ignore[arg-type]
-        rec = recon.close(_ts(row["end"]) if row["end"] else end, row["end_reason"] or "capture-end")
-        return self.persist(rec, log, catalog, store, None, row["source"] or "")
+def summary(rec: SessionRecord) -> dict[str, Any]:
+    return {"id": rec.id, "protocol": rec.protocol, "client": f"{rec.client_ip}:{rec.client_port}",
+            "server": f"{rec.server_ip}:{rec.server_port}", "user": rec.user, "auth": rec.auth,
+            "commands": len(rec.commands), "status": rec.status, "status_reason": rec.status_reason,
+            "decrypted": rec.decrypted, "start": rec.start, "end": rec.end}
+
+
+def _shardable(path: str) -> bool:
+    """Only a plain (mapped) pcap is worth reading N times; gzip would be decompressed N times."""
+    with open(path, "rb") as f:
+        return f.read(4) in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+
+
+def _shard_worker(path: str, shard: int, nshards: int, home_path: str, keys: KeyLookup,
+                  decoder_options: dict, skip: set[str], limits: Limits | None, actor: str, queue: Any) -> None:
+    from pathlib import Path
+    try:
+        home = Home(Path(home_path), actor=actor)
+        store = home.vault()
+        imp = Importer(home, keys=keys, decoder_options=decoder_options, limits=limits, actor=actor)
+        source = os.path.basename(path)
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] > 0.2:
+                last[0] = now
+                queue.put(("progress", shard, done))
+
+        run = SensorRun(path, limits, progress=progress, shard=(shard, nshards))
+        flows = FlowReconstruction(imp, run, skip)
+        for rec, log in flows:
+            names = imp.store_artefacts(rec, log, store, source)
+            rec.terminal = []            # sealed already; the catalog row needs none of it
+            rec.files = [FileTransfer(f.ts, f.direction, f.path, f.size, f.sha256, f.method, None, f.complete)
+                         for f in rec.files]
+            queue.put(("session", rec, names))
+        queue.put(("done", shard, flows.error, flows.already, [str(p) for p in run.problems], run.stats))
+    except BaseException as e:  # the parent must hear of it, or it would wait forever
+        queue.put(("crash", shard, f"{type(e).__name__}: {e}"))
 
 
 def _ts(iso_text: str) -> float:

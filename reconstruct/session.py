@@ -175,7 +175,7 @@ class SessionReconstructor:
         elif isinstance(ev, Metadata):
             if ev.key == "decrypted":
                 rec.decrypted = ev.value.lower() == "true"
-            elif ev.key == "decrypt-reason":
+            elif ev.key in ("decrypt-reason", "decrypted_reason", "decrypt_reason"):
                 rec.decrypt_reason = ev.value
             elif ev.key in ("user", "env-user") and not rec.user:
                 rec.user = ev.value

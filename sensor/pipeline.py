@@ -31,8 +31,11 @@ class Sensor:
     ``tick`` advances time when no packet came (a live link can be quiet for minutes: lost
     segments and idle sessions must still time out); ``finish`` closes what is still open."""
 
-    def __init__(self, limits: Limits | None = None, stats: Stats | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, stats: Stats | None = None,
+                 shard: tuple[int, int] | None = None) -> None:
         self.stats = stats or Stats()
+        # (i, n): only flows whose key % n == i -- one worker's share of a parallel import
+        self.shard = shard
         self.table = FlowTable(limits, self.stats)
         self.first_ts: float | None = None
         self.last_ts: float | None = None
@@ -67,6 +70,8 @@ class Sensor:
             self.stats.skipped_packets += int((ok & ~keep).sum())
         else:
             keep = ok
+        if self.shard is not None:
+            keep = keep & (h.key % np.uint64(self.shard[1]) == np.uint64(self.shard[0]))
         idx = np.flatnonzero(keep)
         if len(idx):
             buf = batch.buf
@@ -118,8 +123,9 @@ class Sensor:
 
 class SensorRun(Sensor):
     def __init__(self, path: str, limits: Limits | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
-        super().__init__(limits)
+                 progress: Callable[[int, int], None] | None = None,
+                 shard: tuple[int, int] | None = None) -> None:
+        super().__init__(limits, shard=shard)
         self.path = path
         self.problems: list[CaptureProblem] = []
         self.progress = progress
