@@ -1,0 +1,136 @@
+"""The auditor's story in a real Chromium (Debian's, driven by Playwright): sign in with a
+TOTP code, search a command seen in the capture, open the hit, find the player at that
+second, mark the session reviewed, export it. An analyst gets no replay; an auditor of
+another zone does not get the session at all."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import T2
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: apt-get install chromium (./quickstart.sh test does)")
+    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="st-chromium-") as profile:
+        ctx = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=ARGS, headless=True,
+                                                    accept_downloads=True, viewport={"width": 1280, "height": 900})
+        yield ctx
+        ctx.close()
+
+
+def tshark_fwupdate_window(tshark: str) -> tuple[float, float]:
+    """From the capture itself (tshark, not our decoder): seconds from the first SYN to the
+    first keystroke after the prompt that preceded `fwupdate`, and to the server's answer
+    `fwupdate: command not found`. The command's time must lie between the two."""
+    out = subprocess.run([tshark, "-r", str(T2), "-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.srcport",
+                          "-e", "tcp.flags.syn", "-e", "tcp.payload"], capture_output=True, check=True, timeout=60)
+    rows = [line.split("\t") for line in out.stdout.decode().splitlines()]
+    start = float(rows[0][0])
+    answer = next(float(t) for t, sport, _, p in rows if sport == "2323" and p and
+                  b"fwupdate: command not found" in bytes.fromhex(p))
+    # the server frame just before the first typed 'f' of the line: the previous command's prompt
+    prompt = max(float(t) for t, sport, _, p in rows if sport == "2323" and p and float(t) < answer - 0.01
+                 and bytes.fromhex(p).rstrip().endswith(b"$"))
+    return prompt - start, answer - start
+
+
+def sign_in(page, url: str, user) -> None:
+    page.goto(url + "/login")
+    page.fill("#user", user.name)
+    page.fill("#password", user.password)
+    page.fill("#code", user.code())
+    page.click("#sign-in")
+    page.wait_for_selector("#who")
+
+
+def test_auditor_finds_fwupdate_replays_it_at_that_second_reviews_and_exports(console, browser, tshark, tmp_path):
+    lo, hi = tshark_fwupdate_window(tshark)
+    auditor = console.user("olga", "auditor")
+    page = browser.new_page()
+    sign_in(page, console.url, auditor)
+    assert page.text_content("#who") == "olga (auditor)"
+    page.wait_for_selector("#sessions tbody tr")
+    assert page.locator("#sessions tbody tr").count() == 1
+
+    page.fill("#search-q", "fwupdate")
+    page.click("#search-go")
+    hit = page.locator("#search-results a").first
+    hit.wait_for()
+    href = hit.get_attribute("href")
+    offset = float(href.split("#t=")[1])
+    assert lo <= offset <= hi, (lo, offset, hi)
+    hit.click()
+    page.wait_for_function("() => window.stReady === true")
+    page.wait_for_function("() => window.stPlayer && window.stPlayer.getDuration() > 0")
+    at = page.evaluate("window.stRecordingTime()")
+    assert abs(at - offset) < 0.5, (at, offset)
+    # the screen at that second shows the command typed, and not yet the next one
+    page.wait_for_function("() => document.querySelector('#player').innerText.includes('fwupdate -i /tmp/st-fw.bin')")
+    assert "sudo -n true" not in page.inner_text("#player")
+    # the command list beside the player jumps it
+    page.click("#commands a:has-text('sudo -n true')")
+    page.wait_for_function(f"() => Math.abs(window.stRecordingTime() - {offset}) > 0.5")
+    page.wait_for_function("() => document.querySelector('#player').innerText.includes('sudo -n true')")
+
+    page.click("#review-toggle")
+    page.wait_for_function("() => document.querySelector('#review-state').textContent.startsWith('reviewed by olga')")
+    page.fill("#comment-text", "firmware tool run by tndemo, see ticket 4711")
+    page.press("#comment-text", "Enter")
+    page.wait_for_selector("#comments li:has-text('ticket 4711')")
+
+    with page.expect_download() as d:
+        page.click("#export-asciicast")
+    cast = Path(d.value.path()).read_text()
+    assert json.loads(cast.splitlines()[0])["version"] == 2 and "fwupdate" in cast
+    with page.expect_download() as d:
+        page.click("#export-evidence")
+    assert d.value.suggested_filename.endswith("-evidence.zip")
+    page.close()
+
+    # the admin sees those reads in the vault's trail
+    admin = console.user("pat", "admin")
+    page = browser.new_page()
+    sign_in(page, console.url, admin)
+    page.wait_for_selector("#audit tbody tr")
+    trail = page.inner_text("#audit")
+    assert "console:olga" in trail and "replay in the console" in trail and "evidence bundle from the console" in trail
+    page.close()
+
+
+def test_analyst_gets_events_but_no_player(console, browser, t2_session_id):
+    analyst = console.user("quinn", "analyst")
+    page = browser.new_page()
+    sign_in(page, console.url, analyst)
+    page.goto(f"{console.url}/sessions/{t2_session_id}")
+    page.wait_for_function("() => window.stReady === true")
+    assert page.is_visible("#no-content") and not page.is_visible("#replay") and not page.is_visible("#exports")
+    assert "firmware-upgrade" in page.inner_text("#timeline")
+    status = page.evaluate(f"fetch('/api/sessions/{t2_session_id}/recording').then(r => r.status)")
+    assert status == 403
+    page.close()
+
+
+def test_an_auditor_scoped_to_another_zone_does_not_get_the_session(console, browser, t2_session_id):
+    console.accounts.store.set_zone("substation-9", ["10.9.0.0/16"])
+    outsider = console.user("rita", "auditor", ["substation-9"])
+    page = browser.new_page()
+    sign_in(page, console.url, outsider)
+    page.wait_for_selector("#summary:has-text('no session')")
+    page.goto(f"{console.url}/sessions/{t2_session_id}")
+    page.wait_for_selector("#title:has-text('no session')")
+    status = page.evaluate(f"fetch('/api/sessions/{t2_session_id}/recording').then(r => r.status)")
+    assert status == 404
+    page.close()
