@@ -102,6 +102,12 @@ class Sensor:
         self.errf.close()
         return rc
 
+    def wait(self, timeout: float = 60) -> int:
+        """The sensor ends by itself when its pcap stream ends."""
+        rc = self.p.wait(timeout=timeout)
+        self.errf.close()
+        return rc
+
     def kill9(self) -> None:
         self.p.send_signal(signal.SIGKILL)
         self.p.wait(timeout=10)
