@@ -32,7 +32,7 @@ MAX_HANDSHAKE = 256 * 1024             # one handshake message (certificate chai
 
 CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA = 20, 21, 22, 23
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_CERTIFICATE, HS_CLIENT_KEY_EXCHANGE, HS_FINISHED = 1, 2, 11, 16, 20
-EXT_SUPPORTED_VERSIONS, EXT_EMS = 43, 23
+EXT_SUPPORTED_VERSIONS, EXT_EMS, EXT_ENCRYPT_THEN_MAC = 43, 23, 22
 
 
 class TLSError(Exception):
@@ -104,8 +104,10 @@ def hkdf_expand_label(secret: bytes, label: str, length: int, hash_name: str) ->
 class _Direction:
     """Decryption state of one direction: cipher, keys, sequence number."""
 
-    def __init__(self, suite: Suite, key: bytes, iv: bytes, mac_key: bytes = b"", tls13: bool = False):
+    def __init__(self, suite: Suite, key: bytes, iv: bytes, mac_key: bytes = b"", tls13: bool = False,
+                 encrypt_then_mac: bool = False):
         self.suite, self.key, self.iv, self.mac_key, self.tls13 = suite, key, iv, mac_key, tls13
+        self.etm = encrypt_then_mac
         self.seq = 0
         if suite.cipher == "gcm":
             self.aead = AESGCM(key)
@@ -150,6 +152,8 @@ class _Direction:
 
     def _decrypt_cbc(self, seq: int, ctype: int, version: int, body: bytes) -> bytes:
         mac_len = hashlib.new(self.suite.mac).digest_size
+        if self.etm:
+            return self._decrypt_etm(seq, ctype, version, body, mac_len)
         if len(body) < 32 or len(body) % 16:
             raise TLSError("a TLS CBC record has an impossible length")
         dec = Cipher(algorithms.AES(self.key), modes.CBC(body[:16])).decryptor()
@@ -164,6 +168,24 @@ class _Direction:
         if not hmac.compare_digest(mac, want):
             raise TLSError("a TLS record failed its MAC check (wrong key or damaged data)")
         return content
+
+
+    def _decrypt_etm(self, seq: int, ctype: int, version: int, body: bytes, mac_len: int) -> bytes:
+        """RFC 7366 encrypt-then-MAC (OpenSSL's default for CBC suites): the MAC covers the
+        IV and ciphertext and follows them."""
+        enc, mac = body[:-mac_len], body[-mac_len:]
+        if len(enc) < 32 or len(enc) % 16:
+            raise TLSError("a TLS CBC record has an impossible length")
+        want = hmac.new(self.mac_key, struct.pack(">QBHH", seq, ctype, version, len(enc)) + enc,
+                        self.suite.mac).digest()
+        if not hmac.compare_digest(mac, want):
+            raise TLSError("a TLS record failed its MAC check (wrong key or damaged data)")
+        dec = Cipher(algorithms.AES(self.key), modes.CBC(enc[:16])).decryptor()
+        plain = dec.update(enc[16:]) + dec.finalize()
+        pad = plain[-1]
+        if pad + 1 > len(plain) or plain[-pad - 1:] != bytes([pad]) * (pad + 1):
+            raise TLSError("a TLS CBC record has bad padding")
+        return plain[:-pad - 1]
 
 
 def _tls13_direction(suite: Suite, secret: bytes) -> _Direction:
@@ -194,6 +216,7 @@ class TLSDecryptor:
         self.suite_id: int | None = None
         self.version: str | None = None        # "TLS 1.2" | "TLS 1.3" (negotiated)
         self.ems = False
+        self.etm = False                       # RFC 7366 encrypt-then-MAC (CBC suites)
         self.sni: str | None = None
         self.server_cert: x509.Certificate | None = None
         self.master_secret: bytes | None = None
@@ -316,6 +339,8 @@ class TLSDecryptor:
                 version = int.from_bytes(ebody, "big")
             elif etype == EXT_EMS:
                 self.ems = True
+            elif etype == EXT_ENCRYPT_THEN_MAC:
+                self.etm = True
         self.version = {0x0304: "TLS 1.3", 0x0303: "TLS 1.2", 0x0302: "TLS 1.1", 0x0301: "TLS 1.0"}.get(
             version, f"{version:#06x}")
         if self.suite is None:
@@ -417,7 +442,9 @@ class TLSDecryptor:
         cmac, smac = take(mac_len), take(mac_len)
         ckey, skey = take(suite.key_len), take(suite.key_len)
         civ, siv = take(iv_len), take(iv_len)
-        self._dirs = {"c2s": _Direction(suite, ckey, civ, cmac), "s2c": _Direction(suite, skey, siv, smac)}
+        etm = self.etm and suite.cipher == "cbc"
+        self._dirs = {"c2s": _Direction(suite, ckey, civ, cmac, encrypt_then_mac=etm),
+                      "s2c": _Direction(suite, skey, siv, smac, encrypt_then_mac=etm)}
 
 
 def _extensions(b: bytes, i: int):

@@ -66,6 +66,13 @@ def test_password_is_nowhere(name):
     assert any(m.startswith("yes") for m in d.meta("autologon"))   # it was there, and was dropped
 
 
+@pytest.mark.parametrize("name", [n for n in GOOD if "TLS" in MANIFEST[n]["sessions"][0]["security"]])
+def test_tls_version_and_suite_are_named(name):
+    security = MANIFEST[name]["sessions"][0]["security"]           # e.g. "TLS 1.2 TLS_RSA_WITH_..."
+    d = decoded(name)
+    assert security.startswith(d.meta("tls_version")[0] + " " + d.meta("tls_cipher")[0])
+
+
 def test_security_is_named():
     assert decoded("rdp-stdsec.pcap").meta("security") == ["Standard RDP Security (128BIT)"]
     assert decoded("rdp-tls12-rsa.pcap").meta("tls_cipher") == ["TLS_RSA_WITH_AES_128_GCM_SHA256"]

@@ -8,8 +8,9 @@
 # Usage (as root, Debian 12, loopback only):
 #   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
 #   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video |
-#                                      stdsecsalted | stdsecrekey
-#   rdp/gen.sh captures           all nine captures
+#                                      stdsecsalted | stdsecrekey | tls12cbc | tls12cbcmte | tls12chacha |
+#                                      tls13chacha
+#   rdp/gen.sh captures           all thirteen captures
 # (stdsecsalted: FreeRDP's default salted MACs, which Debian's xrdp rejects, so the session ends
 #  after the Client Info PDU; stdsecrekey: > 4096 encrypted client packets, to cross a re-key)
 # (Drive redirection is not in this corpus: FreeRDP 2.11 announces file-system devices only after
@@ -279,7 +280,7 @@ run_rekey_script() {
 
 # ------------------------------------------------------------- capture ----
 capture_one() {
-    local id=$1 name sec crypt protos ciphers cname cargs=() preload keylog="" kbd=0x409 word="" bulk=true
+    local id=$1 name sec crypt protos ciphers cname cargs=() preload keylog="" kbd=0x409 word="" bulk=true osslconf=""
     case "$id" in
       stdsec)     name=rdp-stdsec;      sec=rdp; crypt=high; protos="TLSv1.2, TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-STDSEC; cargs=(/sec:rdp)
@@ -305,6 +306,28 @@ capture_one() {
       stdsecrekey) name=rdp-stdsec-rekey; sec=rdp; crypt=high; protos="TLSv1.2, TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-REKEY; cargs=(/sec:rdp)
                   preload="$W/freerdp_nosalt_shim.so" ;;
+      tls12cbc)   name=rdp-tls12-cbc;   sec=tls; crypt=high; protos="TLSv1.2"; ciphers="AES256-SHA"
+                  cname=$CNAME_PREFIX-CBC; cargs=(/sec:tls /tls-ciphers:AES256-SHA +enforce-tlsv1_2); word=cbc
+                  preload="$W/sslkeylog_shim.so" ;;
+      tls12cbcmte) name=rdp-tls12-cbc-mte; sec=tls; crypt=high; protos="TLSv1.2"; ciphers="ECDHE-RSA-AES128-SHA256"
+                  cname=$CNAME_PREFIX-CBCMTE; cargs=(/sec:tls +enforce-tlsv1_2); word=cbc
+                  preload="$W/sslkeylog_shim.so"
+                  # classic MAC-then-encrypt: the client turns the encrypt-then-MAC extension off
+                  osslconf="$W/etc/openssl-noetm.cnf"
+                  printf '%s\n' 'openssl_conf = default_conf' '[default_conf]' 'ssl_conf = ssl_sect' \
+                      '[ssl_sect]' 'system_default = system_default_sect' '[system_default_sect]' \
+                      'Options = -EncryptThenMac' >"$osslconf" ;;
+      tls12chacha) name=rdp-tls12-chacha; sec=tls; crypt=high; protos="TLSv1.2"; ciphers="ECDHE-RSA-CHACHA20-POLY1305"
+                  cname=$CNAME_PREFIX-CHACHA12; cargs=(/sec:tls +enforce-tlsv1_2); word=chacha
+                  preload="$W/sslkeylog_shim.so" ;;
+      tls13chacha) name=rdp-tls13-chacha; sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-CHACHA13; cargs=(/sec:tls); word=chacha
+                  preload="$W/sslkeylog_shim.so"
+                  # TLS 1.3 suites are not in xrdp.ini / xfreerdp options: OpenSSL config for the client
+                  osslconf="$W/etc/openssl-chacha13.cnf"
+                  printf '%s\n' 'openssl_conf = default_conf' '[default_conf]' 'ssl_conf = ssl_sect' \
+                      '[ssl_sect]' 'system_default = system_default_sect' '[system_default_sect]' \
+                      'Ciphersuites = TLS_CHACHA20_POLY1305_SHA256' >"$osslconf" ;;
       kbdfr)      name=rdp-kbd-fr;      sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-KBDFR; cargs=(/sec:tls); kbd=0x40c; word=qwzyx
                   preload="$W/sslkeylog_shim.so" ;;
@@ -342,6 +365,7 @@ capture_one() {
     [ "$sec" = tls ] && keylog="$W/keys/$name.client.keylog"
     local t0; t0=$(date +%s.%N)
     env DISPLAY=":$CDISP" HOME="$W/clienthome" LD_PRELOAD="$preload" ${keylog:+SSLKEYLOGFILE="$keylog"} \
+        ${osslconf:+OPENSSL_CONF="$osslconf"} \
         xfreerdp /v:127.0.0.1:$PORT /u:$RDP_USER /p:$RDP_PASS /size:800x600 /bpp:16 \
         /kbd:$kbd /client-hostname:$cname /cert:ignore +clipboard /log-level:INFO "${cargs[@]}" \
         >"$W/log/xfreerdp-$id.log" 2>&1 &
@@ -402,7 +426,7 @@ capture_one() {
         # at install time (xrdp-keygen).
         cp /etc/xrdp/rsakeys.ini "$OUT/$name.rsakeys.ini"
         "$VENV/bin/python" "$TOOLS/rsakeys2pem.py" "$OUT/$name.rsakeys.ini" "$OUT/$name.rsakeys.pem" ;;
-      tls12rsa)
+      tls12rsa|tls12cbc)
         cp "$W/etc/server-key.pem" "$OUT/$name.server-key.pem"
         cp "$W/etc/server-cert.pem" "$OUT/$name.server-cert.pem"
         cp "$keylog" "$OUT/$name.crosscheck.keylog" ;;
@@ -453,7 +477,9 @@ do_captures() {
 case "${1:-}" in
     setup) do_setup ;;
     capture) shift; do_captures "$@" ;;
-    captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey ;;
-    all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey ;;
+    captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey \
+                          tls12cbc tls12cbcmte tls12chacha tls13chacha ;;
+    all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey \
+                     tls12cbc tls12cbcmte tls12chacha tls13chacha ;;
     *) sed -n '2,21p' "$0"; exit 2 ;;
 esac

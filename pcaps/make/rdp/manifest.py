@@ -30,6 +30,13 @@ CAPTURES = {
                      "rdp-stdsec-salted.rsakeys.pem", "--rdp-server-key"),
     "stdsecrekey": ("rdp-stdsec-rekey", "Standard RDP Security (RC4-128, level high), past a re-key",
                     "rdp-stdsec-rekey.rsakeys.pem", "--rdp-server-key"),
+    "tls12cbc": ("rdp-tls12-cbc", "TLS 1.2 TLS_RSA_WITH_AES_256_CBC_SHA (encrypt-then-MAC)",
+                 "rdp-tls12-cbc.server-key.pem", "--rdp-server-key"),
+    "tls12cbcmte": ("rdp-tls12-cbc-mte", "TLS 1.2 TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256 (MAC-then-encrypt)",
+                    "rdp-tls12-cbc-mte.keylog", "--keys"),
+    "tls12chacha": ("rdp-tls12-chacha", "TLS 1.2 TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                    "rdp-tls12-chacha.keylog", "--keys"),
+    "tls13chacha": ("rdp-tls13-chacha", "TLS 1.3 TLS_CHACHA20_POLY1305_SHA256", "rdp-tls13-chacha.keylog", "--keys"),
 }
 # gen.sh mk_xrdp_ini: bulk compression is on except for the "video" capture
 BULK_COMPRESSION = {cid: cid != "video" for cid in CAPTURES}
@@ -86,8 +93,11 @@ def main() -> None:
             assert len(created) == 1, created
             session["commands"] = [f"touch {created[0]}", "exit"]
             session["typed_on_us_keys"] = p["typed_on_us_keys"]
-            description = (f"xfreerdp announcing keyboard layout {session['keyboard_layout']} types "
-                           f"'{p['typed_on_us_keys']}' on US keys; the server ran 'touch {created[0]}'")
+            if cid.startswith("kbd"):
+                description = (f"xfreerdp announcing keyboard layout {session['keyboard_layout']} types "
+                               f"'{p['typed_on_us_keys']}' on US keys; the server ran 'touch {created[0]}'")
+            else:
+                description = f"short session over {security}: 'touch {created[0]}', exit"
         else:
             # run_session_script, in order; line 3 is "echo " + Shift+Insert pasting the c2s clipboard
             session["commands"] = [
