@@ -160,6 +160,7 @@ class SensorDaemon:
         self._seen_drops = (0, 0, 0)
         self._last_status = 0.0
         self._last_keys_missing = 0.0
+        self.redecode_pending = False     # keys arrived; waiting sessions still to be tried
 
     # -- set-up ---------------------------------------------------------------------------------
     def _make_siem(self, cfg: Config) -> Siem:
@@ -264,6 +265,7 @@ class SensorDaemon:
         self.ring_keys = KeyRing()
         self.ring_keys.lookups.extend(deposited_keys(vault, ACTOR, "decrypt live sessions").lookups)
         self.importer = Importer(self.home, keys=self.ring_keys, actor=ACTOR)
+        self.importer.keys = self.ring_keys   # even while empty (an empty ring is falsy): keys come later
         self.store = self.home.store()
         self.recover()
         try:
@@ -414,6 +416,8 @@ class SensorDaemon:
                 self._send_tags(s)
         if self.intake is not None:
             self._take_deposits()
+        if self.redecode_pending:
+            self.redecode_waiting()
         now = time.time()
         if self.finished or now - self.last_checkpoint >= self.cfg.checkpoint_seconds:
             self.checkpoint()
@@ -574,7 +578,7 @@ class SensorDaemon:
             log(f"escrow: {lines} key line(s) from {dep.host} sealed")
             got = True
         if got:
-            self.redecode_waiting()
+            self.redecode_pending = True
 
     def redecode_waiting(self) -> None:
         """Sessions that ended undecrypted: try them with the keys now known."""
@@ -582,7 +586,8 @@ class SensorDaemon:
             catalog = self.home.catalog()
         except Exception:
             self.counters["catalog_busy"] += 1
-            return
+            return      # tried again at the next tick
+        self.redecode_pending = False
         try:
             waiting = [s for s in catalog.sessions(SessionFilter(decrypted=False))
                        if s["protocol"] in ENCRYPTED and s["status"] != "live"]
