@@ -65,6 +65,18 @@ def cmd_sensor(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"sessiontap: {e}", file=sys.stderr)
         return 2
+    if args.check:
+        # what the start would do first: the file is valid and the kernel filter compiles
+        from sensor.capture import CaptureError
+        from sensor.live import build_filter, compile_filter
+        expr = build_filter(cfg.subnets, cfg.ports, cfg.content_detection)
+        try:
+            compile_filter(expr, None)
+        except CaptureError as e:
+            print(f"sessiontap: {e}", file=sys.stderr)
+            return 2
+        print(f"{args.config or 'command line'}: ok; capture filter: {expr}")
+        return 0
     home = Home(actor="sensor")
     return SensorDaemon(cfg, home, args.config).run()
 
@@ -198,6 +210,7 @@ def register(sub: Any) -> None:
     s.add_argument("--syslog-format", choices=["cef", "json"], default="cef")
     s.add_argument("--zeek-logs", metavar="DIR", help="write ssh.log / rdp.log / telnet.log here")
     s.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics")
+    s.add_argument("--check", action="store_true", help="check the configuration and the capture filter, then exit")
     s.set_defaults(func=cmd_sensor)
 
     s = sub.add_parser("live", help="sessions in progress; `live ID` follows one as it happens")

@@ -84,3 +84,12 @@ def test_sighup_reloads_or_keeps_the_running_config(tmp_path):
     sensor.p.stdin.close()
     assert sensor.wait() == 0
     assert f"SIGHUP: configuration {conf} reloaded" in sensor.log()
+
+
+def test_the_shipped_example_is_valid(tmp_path):
+    example = (ROOT / "appliance" / "systemd" / "sensor.toml.example").read_text()
+    conf = tmp_path / "sensor.toml"
+    conf.write_text("\n".join(l for l in example.splitlines() if not l.startswith("ca = ")))
+    p = run(tmp_path / "home", "sensor", "--config", str(conf), "--check")
+    out = p.stdout.decode()
+    assert out.startswith(f"{conf}: ok; capture filter: (tcp and (net 10.20.0.0/16) and (port 22 or ")
