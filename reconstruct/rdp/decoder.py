@@ -112,6 +112,7 @@ class RDPDecoder:
         self.user: str | None = None
         self._auth_emitted = False
         self._info_ts: float | None = None
+        self._ntlm = None                        # (ts, NTLMAuthenticate) awaiting the verdict
         self._logon_seen = False
         self.keyboard = Keyboard()
         self.line = LineEditor()
@@ -319,8 +320,8 @@ class RDPDecoder:
                     if auth.domain:
                         self._meta("domain", auth.domain)
                     self.user = auth.user or self.user
-                    self._out.append(AuthAttempt(self._ts, auth.user or None, "ntlm", "unknown",
-                                                 detail=f"domain={auth.domain} workstation={auth.workstation}"))
+                    # the verdict comes later: RDP PDUs after CredSSP mean the server accepted it
+                    self._ntlm = (self._ts, auth)
                 continue
             if direction == "s2c" and self._eua_pending:
                 if len(buf) < 4:
@@ -347,6 +348,8 @@ class RDPDecoder:
                 return
             pdu = bytes(buf[:n])
             del buf[:n]
+            if self._ntlm is not None and direction == "c2s":
+                self._ntlm_verdict("success")        # the client went on to RDP: NLA succeeded
             if pdu[0] == 0x03:
                 self._tpkt(direction, pdu)
             else:
@@ -574,7 +577,17 @@ class RDPDecoder:
             if self._replay is not None:
                 self._replay.slow_path(self._ms(), pdu)
 
+    def _ntlm_verdict(self, result: str, detail: str = "") -> None:
+        ts, auth = self._ntlm
+        self._ntlm = None
+        self._auth_emitted = True               # with NLA, the Client Info is not another attempt
+        text = f"domain={auth.domain}" + (f"; {detail}" if detail else "")
+        self._out.append(AuthAttempt(ts, auth.user or None, "ntlm", result, detail=text))
+
     def _emit_auth(self, final: bool = False) -> None:
+        if self._ntlm is not None and final:
+            self._ntlm_verdict("failure", "the connection ended during CredSSP")
+            return
         if self._auth_emitted or (self.info is None and not self.user):
             return
         if not (self._logon_seen or final):

@@ -55,7 +55,18 @@ def test_credssp_is_skipped_and_reported_then_rdp_follows():
     dec._feed_plain("c2s", b"\x03\x00\x00\x08\x02\xf0\x80\x04")           # a TPKT: RDP again
     events = dec._flush()
     auth = [e for e in events if type(e).__name__ == "AuthAttempt"]
-    assert [(a.user, a.method, a.result) for a in auth] == [("operator", "ntlm", "unknown")]
+    assert [(a.user, a.method, a.result) for a in auth] == [("operator", "ntlm", "success")]
     assert ("domain", "PLANT") in [(e.key, e.value) for e in events if type(e).__name__ == "Metadata"]
     assert not [e for e in events if type(e).__name__ == "DecodeError"]
     assert dec._nla == {"c2s": False, "s2c": True}              # the client has moved on to RDP
+
+
+def test_a_connection_that_ends_inside_credssp_is_a_failed_login():
+    dec = RDPDecoder()
+    dec.feed("c2s", x224_cr(b"", 0x3), 1.0)
+    dec.feed("s2c", x224_cc(0x2), 1.1)
+    dec._ts = 1.2
+    dec._feed_plain("c2s", ts_request(ntlm_authenticate("intruder", "PLANT", "X")))
+    events = dec._flush() + dec.close(1.5, "fin")
+    auth = [(e.user, e.result) for e in events if type(e).__name__ == "AuthAttempt"]
+    assert auth == [("intruder", "failure")]

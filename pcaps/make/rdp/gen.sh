@@ -173,7 +173,9 @@ stop_pid() { # $1=pid $2=signal; waits up to 10 s, then SIGKILL
 port_busy() { ss -ltn "sport = :$1" | grep -q LISTEN; }
 
 XVFB_PID= SESMAN_PID= XRDP_PID= TCPDUMP_PID= CLIENT_PID=
+NLA_SERVER_PID= NLA_XTERM_PID= NLA_XVFB_PID=
 cleanup() {
+    stop_pid "$NLA_SERVER_PID"; stop_pid "$NLA_XTERM_PID"; stop_pid "$NLA_XVFB_PID"
     stop_pid "$CLIENT_PID"; stop_pid "$TCPDUMP_PID" INT; stop_pid "$XRDP_PID"
     stop_pid "$SESMAN_PID"; stop_pid "$XVFB_PID"
 }
@@ -455,6 +457,66 @@ cleanup_capture() {
     stop_pid "$XRDP_PID"; XRDP_PID=
 }
 
+# NLA (CredSSP/NTLM): xrdp has none, so this capture uses FreeRDP's shadow server sharing a
+# private Xvfb (display CLIENT_DISPLAY+2) that runs one xterm; NTLM accounts come from a SAM file.
+# The user and domain travel in the NTLM AUTHENTICATE message; the password never does.
+NLA_DOMAIN=PLANT
+capture_nla() {
+    local name=rdp-nla cname=$CNAME_PREFIX-NLA sdisp=$((CDISP + 2)) pcap="$OUT/rdp-nla.pcap"
+    local keylog="$W/keys/rdp-nla.client.keylog" word=nla
+    log "=== capture nla -> $pcap"
+    command -v freerdp-shadow-cli >/dev/null || die "freerdp-shadow-cli missing (apt-get install freerdp2-shadow-x11 winpr-utils)"
+    port_busy $PORT && die "port $PORT already in use"
+    [ -e "/tmp/.X11-unix/X$sdisp" ] && die "display :$sdisp in use"
+    rm -f "$pcap" "$keylog"; mkdir -p "$W/nla-home" "$W/shadowhome"; rm -f "$W/nla-home/$word"
+    ACTLOG="$W/run/$name.actions.tsv"; : >"$ACTLOG"
+    printf '%s:%s::%s:::\n' "$RDP_USER" "$NLA_DOMAIN" "$(winpr-hash -u "$RDP_USER" -p "$RDP_PASS")" >"$W/etc/nla.sam"
+    Xvfb ":$sdisp" -screen 0 800x600x24 -nolisten tcp >"$W/log/xvfb-nla.log" 2>&1 &
+    NLA_XVFB_PID=$!
+    for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$sdisp" ] && break; sleep 0.1; done
+    (cd "$W/nla-home" && DISPLAY=":$sdisp" exec xterm -geometry 80x10+10+10 -e bash --norc --noprofile) &
+    NLA_XTERM_PID=$!
+    DISPLAY=":$sdisp" HOME="$W/shadowhome" freerdp-shadow-cli /port:$PORT /bind-address:127.0.0.1 \
+        /sec:nla /sam-file:"$W/etc/nla.sam" >"$W/log/shadow.log" 2>&1 &
+    NLA_SERVER_PID=$!
+    for _ in $(seq 100); do port_busy $PORT && break; sleep 0.1; done
+    port_busy $PORT || die "freerdp-shadow-cli did not listen (see $W/log/shadow.log)"
+    : >"$W/log/tcpdump-nla.log"
+    tcpdump -i lo -s 0 -U -n -Z root -w "$pcap" "tcp port $PORT" 2>"$W/log/tcpdump-nla.log" &
+    TCPDUMP_PID=$!
+    for _ in $(seq 50); do grep -q 'listening on' "$W/log/tcpdump-nla.log" && break; sleep 0.1; done
+    sleep 0.5
+    env DISPLAY=":$CDISP" HOME="$W/clienthome" LD_PRELOAD="$W/sslkeylog_shim.so" SSLKEYLOGFILE="$keylog" \
+        xfreerdp /v:127.0.0.1:$PORT /u:$RDP_USER /d:$NLA_DOMAIN /p:$RDP_PASS /size:800x600 /bpp:16 \
+        /kbd:0x409 /client-hostname:$cname /cert:ignore /sec:nla -gfx -clipboard /log-level:INFO \
+        >"$W/log/xfreerdp-nla.log" 2>&1 &
+    CLIENT_PID=$!
+    local ok=0
+    for _ in $(seq 100); do
+        alive "$CLIENT_PID" || break
+        xdo search --class xfreerdp >/dev/null 2>&1 && { ok=1; break; }
+        sleep 0.1
+    done
+    [ $ok = 1 ] || { stop_pid "$TCPDUMP_PID" INT; die "nla session did not come up (see $W/log/xfreerdp-nla.log)"; }
+    sleep 2.5
+    eval "$(xdo search --class xfreerdp | head -1 | xargs -I{} env DISPLAY=:$CDISP xdotool getwindowgeometry --shell {})"
+    WX=$X WY=$Y
+    act mouse "glide (700,550)->(300,60) over the shadowed xterm" glide 700 550 300 60
+    act click "left click at (300,60)" click
+    sleep 0.5
+    act type "touch $word" type_line "touch $word"
+    sleep 1.5
+    act end "client disconnects" stop_pid "$CLIENT_PID"
+    sleep 0.5
+    stop_pid "$TCPDUMP_PID" INT; TCPDUMP_PID=
+    stop_pid "$NLA_SERVER_PID"; stop_pid "$NLA_XTERM_PID"; stop_pid "$NLA_XVFB_PID"
+    cp "$keylog" "$OUT/$name.keylog"
+    printf 'capture=%s\nclient_name=%s\nuser=%s\ndomain=%s\nkeyboard_layout=0x409\ntyped_on_us_keys=touch %s\ncreated_files=%s\n' \
+        "$name" "$cname" "$RDP_USER" "$NLA_DOMAIN" "$word" "$(ls "$W/nla-home" | tr '\n' ' ')" >"$OUT/$name.params.txt"
+    "$VENV/bin/python" "$TOOLS/timeline.py" "$pcap" "$ACTLOG" "$OUT/$name.timeline.tsv"
+    ls -la "$pcap"
+}
+
 do_captures() {
     [ -x "$W/sslkeylog_shim.so" ] || [ -f "$W/sslkeylog_shim.so" ] || die "run setup first"
     if [ -z "$RDP_PASS" ]; then
@@ -465,7 +527,10 @@ do_captures() {
     trap cleanup EXIT
     start_infra
     local id
-    for id in "$@"; do capture_one "$id"; sleep 2; done
+    for id in "$@"; do
+        if [ "$id" = nla ]; then capture_nla; else capture_one "$id"; fi
+        sleep 2
+    done
     cleanup; trap - EXIT
     printf 'MARK=%s\nRDP_USER=%s\nRDP_PASS=%s\nCNAME_PREFIX=%s\nPORT=%s\n' \
         "$MARK" "$RDP_USER" "$RDP_PASS" "$CNAME_PREFIX" "$PORT" >"$OUT/params.txt"

@@ -37,9 +37,13 @@ CAPTURES = {
     "tls12chacha": ("rdp-tls12-chacha", "TLS 1.2 TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
                     "rdp-tls12-chacha.keylog", "--keys"),
     "tls13chacha": ("rdp-tls13-chacha", "TLS 1.3 TLS_CHACHA20_POLY1305_SHA256", "rdp-tls13-chacha.keylog", "--keys"),
+    "nla": ("rdp-nla", "HYBRID (NLA: CredSSP/NTLM) over TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-nla.keylog", "--keys"),
 }
+# gen.sh: where each script clicks (session pixels)
+CLICKS_MAIN = ["left click at (300, 100)", "left click at (300, 350)"]
+CLICKS_SHORT = ["left click at (300, 100)"]
 # gen.sh mk_xrdp_ini: bulk compression is on except for the "video" capture
-BULK_COMPRESSION = {cid: cid != "video" for cid in CAPTURES}
+BULK_COMPRESSION = {cid: cid not in ("video", "nla") for cid in CAPTURES}
 
 
 def params(path: Path) -> dict[str, str]:
@@ -72,13 +76,26 @@ def main() -> None:
             "gaps": [], "conflicts": 0, "picked_up": False,
             "decrypted": True, "status": "complete", "files": [],
             "secrets": [password],
+            "autologon": True,               # xfreerdp /u /p to xrdp: credentials in Client Info
             # xrdp compresses with MPPC 64K, which sessiontap undoes: every session has a replay
             "video": "replay",
             "bulk_compression": BULK_COMPRESSION[cid],
         }
-        if p.get("salted_mac") == "yes":
+        session["clicks"] = CLICKS_SHORT
+        if cid == "nla":
+            # capture_nla: FreeRDP's shadow server (NLA only) shares an Xvfb with one xterm; the
+            # client negotiates RDPGFX and RDP 6.1 compression, which PyRDP cannot render
+            created = [f for f in p["created_files"].split() if not f.startswith(".")]
+            session.update(commands=[f"touch {created[0]}"], clicks=["left click at (300, 60)"],
+                           domain=p["domain"], auth="success",
+                           auth_attempts=[{"user": p["user"], "result": "success"}],
+                           video="not reconstructed", bulk_compression=True, autologon=False, nla=True)
+            description = ("NLA: CredSSP with NTLM (user and domain in clear inside TLS, password never) "
+                           "to FreeRDP's shadow server; the success shows as RDP following CredSSP")
+        elif p.get("salted_mac") == "yes":
             # gen.sh stdsecsalted: xrdp drops the connection after the salted-MAC Client Info
             session["video"] = "none"
+            session["clicks"] = []
             description = ("xfreerdp /sec:rdp with FreeRDP's default salted MACs; Debian's xrdp accepts "
                            "only plain MACs and logs the client off right after its Client Info PDU")
         elif "mouse_moves" in p:
@@ -107,6 +124,7 @@ def main() -> None:
                 f"printf {p['clipboard_s2c']} | xclip -selection clipboard",
                 "exit", "exit",
             ]
+            session["clicks"] = CLICKS_MAIN
             session["clipboard"] = [{"direction": "c2s", "text": p["clipboard_c2s"]},
                                     {"direction": "s2c", "text": p["clipboard_s2c"]}]
             description = (f"xfreerdp -> xrdp, {security}: opens an xterm, types a marker line, "
