@@ -67,7 +67,7 @@ do_setup() {
     [ -n "${SKIP_APT:-}" ] || apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-upgrade \
         xrdp xorgxrdp freerdp2-x11 xvfb xdotool xclip xterm x11-xserver-utils \
         x11-utils fonts-dejavu-core tcpdump tshark gcc libc6-dev openssl \
-        python3-venv python3-pil
+        python3-venv python3-pil freerdp2-shadow-x11 winpr-utils
     # On a systemd box the xrdp package starts its own xrdp/xrdp-sesman on 3389/3350
     # with /etc/xrdp config; this script runs private instances instead.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q xrdp 2>/dev/null; then
