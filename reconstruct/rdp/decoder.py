@@ -54,6 +54,17 @@ class _Fatal(Exception):
     pass
 
 
+def _starts_a_pdu(chunk: bytes) -> bool:
+    """Does this decrypted TLS record begin with an RDP PDU (TPKT, or fast-path filling it)?"""
+    if len(chunk) >= 4 and chunk[0] == 0x03 and chunk[1] == 0x00:
+        return True
+    try:
+        n = x224.pdu_length(chunk)
+    except x224.X224Error:
+        return False
+    return n is not None and n <= len(chunk)
+
+
 def _fp_length(n_body: int) -> bytes:
     """Fast-path length field for a PDU of one header byte + this length field + n_body bytes."""
     n = 1 + n_body + (2 if n_body + 2 > 0x7F else 1)
@@ -123,9 +134,14 @@ class RDPDecoder:
         self._vc: dict[tuple[str, int], bytearray] = {}
         self._replay = ReplayWriter(replay_limit) if record_replay else None
         self.graphics = {"updates": 0, "compressed": 0, "surface": 0, "slowpath_compressed": 0,
-                         "decompressed": 0, "too_large": 0}
+                         "decompressed": 0, "too_large": 0, "lost_after_gap": 0}
         self._mppc = {"c2s": mppc.MPPCDecompressor(), "s2c": mppc.MPPCDecompressor()}
         self._mppc_failed: str | None = None
+        self._mppc_broken = {"c2s": False, "s2c": False}
+        self._realign = {"c2s": False, "s2c": False}
+        self._gap_bytes = {"c2s": 0, "s2c": 0}
+        self._line_gap = False
+        self._resyncs_seen = 0
         self.gfx_channel = False
         self.resolution: tuple[int, int] | None = None
         self._warned: set[str] = set()
@@ -158,6 +174,14 @@ class RDPDecoder:
         self._ts = ts
         # the Gap event itself is recorded by the session layer (reconstruct.session), which
         # sees every gap of every protocol; here we only say what it costs RDP decoding
+        if not self.failed and self.tls is not None and self.tls.decrypting and self.state == "rdp":
+            try:
+                self.tls.gap(direction)
+            except TLSError as e:
+                self._fail(f"{nbytes} bytes missing from the capture ({direction}): {e}")
+                return self._flush()
+            self._after_gap(direction, nbytes)
+            return self._flush()
         if not self.failed:
             where = "TLS" if self.tls is not None else ("Standard RDP Security" if self.stdsec else "RDP framing")
             self._fail(f"{nbytes} bytes missing from the capture ({direction}): {where} cannot be followed past a gap")
@@ -182,6 +206,18 @@ class RDPDecoder:
         if self._replay is not None:
             self._replay.close(self._ms(ts))
         return self._flush()
+
+    def _after_gap(self, direction: str, nbytes: int) -> None:
+        """TLS will find its next record; everything above it starts clean at a PDU boundary."""
+        self._pdu[direction].clear()
+        self._raw[direction].clear()
+        for key in [k for k in self._vc if k[0] == direction]:
+            del self._vc[key]
+        self._realign[direction] = True
+        self._mppc_broken[direction] = True      # the compressor's history is gone until it flushes
+        self._gap_bytes[direction] += nbytes
+        if direction == "c2s":
+            self._line_gap = True
 
     def replay(self) -> bytes | None:
         """The PyRDP replay of this session (opens in pyrdp-player), or None if not recorded."""
@@ -286,8 +322,18 @@ class RDPDecoder:
             self._meta("tls_version", self.tls.version)
             self._meta("tls_cipher", suite.name if suite else f"{self.tls.suite_id:#06x}")
         if self.tls.decrypting:
+            if self.tls.resyncs != self._resyncs_seen:
+                self._resyncs_seen = self.tls.resyncs
+                self._out.append(Notice(self._ts, "resync",
+                                        f"decryption resumed after bytes missing from the capture ({direction}, "
+                                        f"{self.tls.skipped_records[direction]} TLS records lost so far)",
+                                        ("capture-gap",), "low"))
             for chunk in plain:
                 self._plain_seen = True
+                if self._realign[direction]:
+                    if not _starts_a_pdu(chunk):
+                        continue                   # the rest of a PDU cut by the gap
+                    self._realign[direction] = False
                 self._feed_plain(direction, chunk)
         elif self.tls.version is not None and (self.tls.no_secret_reason and
                                                (self.tls._encrypted[direction] or self.tls.version == "TLS 1.3")):
@@ -660,6 +706,11 @@ class RDPDecoder:
         """Bulk decompression in this direction's I/O context; None once it has failed."""
         if self._mppc_failed:
             return None
+        if self._mppc_broken[direction]:
+            if not flags & mppc.PACKET_FLUSHED:
+                self.graphics["lost_after_gap"] += 1
+                return None
+            self._mppc_broken[direction] = False
         try:
             out = self._mppc[direction].decompress(data, flags)
         except mppc.MPPCError as e:
@@ -699,7 +750,11 @@ class RDPDecoder:
             text = self.line.take()
             if text.strip():
                 self._out.append(CommandEntered(self._ts, self.commands, self._redact(text), source="typed"))
+                if self._line_gap:
+                    self._out.append(Notice(self._ts, "typed-gap", f"command {self.commands} may miss keystrokes "
+                                            "lost in a capture gap", ("capture-gap",), "low"))
                 self.commands += 1
+            self._line_gap = False
         elif end == "interrupt":
             text = self.line.take()
             if text.strip():
@@ -792,5 +847,7 @@ class RDPDecoder:
             self._meta("video", "partial: the replay reached its size bound")
         elif g["updates"]:
             dropped = f", {g['too_large']} oversized updates left out" if g["too_large"] else ""
+            if g["lost_after_gap"]:
+                dropped += f", {g['lost_after_gap']} updates lost after a capture gap"
             packed = f", {g['decompressed']} bulk-decompressed PDUs" if g["decompressed"] else ""
             self._meta("video", f"replay{packed}{dropped}")

@@ -29,6 +29,8 @@ from reconstruct.rdp.keylog import KIND as KEYLOG_KIND
 
 MAX_RECORD = 5 + 16384 + 2048          # header + the largest ciphertext TLS allows
 MAX_HANDSHAKE = 256 * 1024             # one handshake message (certificate chains included)
+MAX_SKIPPED_RECORDS = 4096             # after a gap: how many lost records we try to step over
+MAX_RESYNC_CANDIDATES = 64             # after a gap: header-looking positions tried per record
 
 CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA = 20, 21, 22, 23
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_CERTIFICATE, HS_CLIENT_KEY_EXCHANGE, HS_FINISHED = 1, 2, 11, 16, 20
@@ -120,6 +122,10 @@ class _Direction:
         """Decrypt one record body; returns (inner content type, plaintext)."""
         seq = self.seq
         self.seq += 1
+        return self.decrypt_at(seq, ctype, version, body)
+
+    def decrypt_at(self, seq: int, ctype: int, version: int, body: bytes) -> tuple[int, bytes]:
+        """Decrypt a record as the ``seq``-th of this direction (no state changes)."""
         s = self.suite
         try:
             if self.tls13:
@@ -222,6 +228,9 @@ class TLSDecryptor:
         self.master_secret: bytes | None = None
         self.secret_source: str | None = None  # "keylog" | "server-key"
         self.no_secret_reason: str | None = None
+        self._resync = {"c2s": False, "s2c": False}
+        self.skipped_records = {"c2s": 0, "s2c": 0}
+        self.resyncs = 0
 
     @property
     def suite(self) -> Suite | None:
@@ -231,11 +240,57 @@ class TLSDecryptor:
     def decrypting(self) -> bool:
         return bool(self._dirs)
 
+    def gap(self, direction: str) -> None:
+        """Bytes of this direction are missing: what is buffered is useless, and the next record
+        boundary and sequence number must be found again (``feed`` does it)."""
+        if not self.decrypting or self.version not in ("TLS 1.2", "TLS 1.3") or self._app13:
+            raise TLSError("bytes are missing inside the TLS handshake: the session cannot be decrypted")
+        self._buf[direction].clear()
+        self._resync[direction] = True
+
+    def _find_record(self, direction: str) -> bool:
+        """After a gap: find a header whose record authenticates at some later sequence number.
+        Drops the bytes before it. False when more data is needed."""
+        buf = self._buf[direction]
+        d = self._dirs[direction]
+        tried = 0
+        i = 0
+        while i + 5 <= len(buf):
+            ctype, version, length = buf[i], (buf[i + 1] << 8) | buf[i + 2], (buf[i + 3] << 8) | buf[i + 4]
+            if ctype not in (CT_ALERT, CT_HANDSHAKE, CT_APPDATA) or version not in (0x0301, 0x0302, 0x0303) \
+                    or not 16 <= length <= MAX_RECORD - 5:
+                i += 1
+                continue
+            if i + 5 + length > len(buf):
+                del buf[:i]
+                return False                      # wait for the whole candidate record
+            body = bytes(buf[i + 5:i + 5 + length])
+            for seq in range(d.seq, d.seq + MAX_SKIPPED_RECORDS):
+                try:
+                    d.decrypt_at(seq, ctype, version, body)
+                except TLSError:
+                    continue
+                self.skipped_records[direction] += seq - d.seq
+                d.seq = seq                       # found: the normal path decrypts it again
+                del buf[:i]
+                self._resync[direction] = False
+                self.resyncs += 1
+                return True
+            tried += 1
+            if tried >= MAX_RESYNC_CANDIDATES:
+                raise TLSError("no TLS record could be authenticated after a gap")
+            i += 1
+        if len(buf) > 4 * MAX_RECORD:
+            raise TLSError("no TLS record could be found after a gap")
+        return False
+
     def feed(self, direction: str, data: bytes) -> list[bytes]:
         """Bytes of one direction; returns the application data those bytes complete."""
         buf = self._buf[direction]
         buf += data
         out: list[bytes] = []
+        if self._resync[direction] and not self._find_record(direction):
+            return out
         while len(buf) >= 5:
             ctype, version, length = struct.unpack_from(">BHH", buf, 0)
             if ctype not in (CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA) or version >> 8 != 3:

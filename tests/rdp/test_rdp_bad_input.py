@@ -100,3 +100,21 @@ def test_without_any_secret_a_session_is_metadata_only_not_an_error():
             assert meta["keyboard_layout"].startswith("0x0409") and meta["client_build"] == "18363"
             assert meta["encryption_method"] == "128BIT" and meta["encryption_level"] == "HIGH"
             assert meta["cert_type"] == "proprietary" and meta["channels"] == "rdpdr,rdpsnd,cliprdr"
+
+
+def test_decoding_goes_on_after_gaps():
+    """Two segments lost mid-session (damage.py): TLS finds its next record at a later sequence
+    number, the RDP layer restarts at a PDU boundary, and the analyst is told where."""
+    from rdp_corpus import decoded
+    want = MANIFEST["rdp-gap-tls13.pcap"]["sessions"][0]
+    d = decoded("rdp-gap-tls13.pcap")
+    gaps = [(ev.direction, ev.nbytes) for ev in read_streams(str(RDP / "rdp-gap-tls13.pcap"))
+            if type(ev).__name__ == "StreamGap"]
+    assert sorted(gaps) == sorted((g["direction"], g["nbytes"]) for g in want["gaps"])
+    notices = [n.kind for n in d.of("Notice")]
+    assert notices.count("resync") == 2 and "typed-gap" in notices
+    assert not d.of("DecodeError")
+    assert [c.text for c in d.of("CommandEntered")] == want["commands"]
+    assert [(c.direction, c.text) for c in d.of("ClipboardCopy")] == \
+           [(c["direction"], c["text"]) for c in want["clipboard"]]
+    assert "lost after a capture gap" in d.meta("video")[0]     # MPPC history cannot be rebuilt

@@ -14,7 +14,7 @@ from reconstruct.rdp.x224 import pdu_length
 from sensor.pipeline import read_streams
 from sensor.streams import StreamData
 
-TLS = [n for n, e in MANIFEST.items() if not e["expect_error"] and "TLS" in e["sessions"][0]["security"]]
+TLS = [n for n, e in MANIFEST.items() if e["oracle"] and "TLS" in e["sessions"][0]["security"]]
 
 
 def tshark_plaintext(tshark: str, name: str) -> dict[str, bytes]:

@@ -10,6 +10,10 @@
   segment is cut to half its payload; nothing after it.
 * rdp-bad-garbage-after-x224.pcap: rdp-tls13.pcap's X.224 request and confirm (TLS selected),
   then the client's ClientHello segment with its bytes replaced by a fixed non-TLS pattern.
+* rdp-gap-tls13.pcap: rdp-tls13.pcap without two data segments, one each way, taken from the
+  mouse glide between the two clicks (9.5-9.9 s into the capture, rdp-tls13.timeline.tsv):
+  no keystroke is lost, so every typed line must still come out. What was dropped is written to
+  rdp-gap-tls13.params.txt (direction, bytes) for the manifest.
 
 usage: damage.py [pcaps/rdp]
 """
@@ -94,6 +98,16 @@ def main() -> None:
         pattern += block
     pattern = b"\x99" + pattern[1:n]                  # first byte is no TLS content type
     write("rdp-bad-garbage-after-x224.pcap", lt, t13[:hello] + [(ts, with_payload(buf, pattern))])
+
+    first = t13[0][0]
+    in_glide = [(i, dr) for i, dr in d if 9.5 <= t13[i][0] - first <= 9.9]
+    drop = [[i for i, dr in in_glide if dr == "c2s"][2], [i for i, dr in in_glide if dr == "s2c"][1]]
+    lines = []
+    for i in sorted(drop):
+        tcp = dpkt.ethernet.Ethernet(t13[i][1]).data.data
+        lines.append(f"dropped={'c2s' if tcp.dport == PORT else 's2c'} {len(tcp.data)}")
+    write("rdp-gap-tls13.pcap", lt, [p for i, p in enumerate(t13) if i not in drop])
+    (OUT / "rdp-gap-tls13.params.txt").write_text("source=rdp-tls13.pcap\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

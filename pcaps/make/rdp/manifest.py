@@ -138,8 +138,25 @@ def main() -> None:
             "expect_error": None, "sessions": [session],
         }
     manifest.update(damaged(password))
+    manifest.update(gapped(manifest["rdp-tls13.pcap"]))
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{OUT / 'manifest.json'}: {len(manifest)} captures (MARK={mark})")
+
+
+def gapped(source: dict) -> dict[str, dict]:
+    """damage.py's rdp-gap-tls13.pcap: the tls13 session less two segments of a mouse glide."""
+    p = params(OUT / "rdp-gap-tls13.params.txt")
+    lines = (OUT / "rdp-gap-tls13.params.txt").read_text().splitlines()
+    gaps = [{"direction": ln.split("=")[1].split()[0], "nbytes": int(ln.split()[1])}
+            for ln in lines if ln.startswith("dropped=")]
+    session = json.loads(json.dumps(source["sessions"][0]))
+    session.update(gaps=gaps, status="partial")
+    return {"rdp-gap-tls13.pcap": {
+        "description": "the TLS 1.3 session with one segment each way lost during a mouse glide: decryption "
+                       "finds the next TLS record, every typed line and both clipboard strings still come out",
+        "made_by": "pcaps/make/rdp/damage.py", "oracle": False,
+        "keys": source["keys"], "rdp_server_key": None, "expect_error": None,
+        "derived_from": p["source"], "sessions": [session]}}
 
 
 def damaged(password: str) -> dict[str, dict]:
