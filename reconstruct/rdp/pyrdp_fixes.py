@@ -10,9 +10,14 @@ in tests/rdp/test_pyrdp_fixes.py. ``apply()`` is idempotent and is called by ``p
 2. ``ClientConnectionParser`` turns the client core data version into the ``RDPVersion`` enum,
    which raises on versions newer than it knows (Windows 11 mstsc sends 0x80011; PyRDP issue
    #478), losing the client data of the whole session. Ours keeps unknown versions as ints.
+3. PyRDP logs the hex of any input event it fails to parse ("Exception occurred when receiving:
+   ...") on the "pyrdp" logger: keystrokes, so possibly a typed password, in the appliance's
+   logs. Ours silences the "pyrdp" logger; parse failures reach the analyst as decoder notices
+   without bytes.
 """
 from __future__ import annotations
 
+import logging
 from io import BytesIO
 
 _applied = False
@@ -61,6 +66,9 @@ def apply() -> None:
     from pyrdp.parser.rdp.virtual_channel.clipboard import ClipboardParser
 
     ClipboardParser.parseFormatList = _parse_format_list
+    pyrdp_log = logging.getLogger("pyrdp")
+    pyrdp_log.setLevel(logging.CRITICAL + 1)
+    pyrdp_log.propagate = False
     if not isinstance(connection.RDPVersion, _TolerantVersion):
         connection.RDPVersion = _TolerantVersion(connection.RDPVersion)
     _applied = True

@@ -43,3 +43,16 @@ def test_client_data_of_a_newer_rdp_version_is_kept():
     pdu = ClientConnectionParser().parse(block + sec + net)
     assert pdu.coreData.version == 0x80011
     assert pdu.coreData.clientName.startswith("WIN11")
+
+
+def test_unparsable_input_leaves_no_bytes_in_the_logs(caplog):
+    """A fast-path input PDU whose last event is cut: PyRDP would log its bytes (keystrokes)."""
+    import logging
+
+    from reconstruct.rdp.pyrdp_bridge import InputReader
+    caplog.set_level(logging.DEBUG)
+    # header: 2 events; a scancode event (0x00 'p'=0x19) then a mouse event cut after 2 bytes
+    pdu = bytes([0x08, 7, 0x00, 0x19, 0x20, 0x00, 0x10])
+    with pytest.raises(Exception):
+        InputReader().fastpath(pdu)
+    assert "19" not in caplog.text and "Exception occurred" not in caplog.text
