@@ -58,3 +58,31 @@ def decode_file(name: str, keylog: str | None = None, server_key: str | None = N
 @functools.lru_cache(maxsize=None)
 def decoded(name: str) -> Decoded:
     return decode_file(name)
+
+
+def plaintext_chunks(name: str) -> list[tuple[str, bytes, float]]:
+    """The decrypted RDP bytes of a TLS capture, as (direction, chunk, ts) in capture order."""
+    from reconstruct.rdp.tls import TLSDecryptor
+    from reconstruct.rdp.x224 import pdu_length
+    entry = MANIFEST[name]
+    tls = TLSDecryptor(KeyLogLookup((RDP / entry["keys"]).read_text()))
+    left = {"c2s": 1, "s2c": 1}                  # the X.224 request/confirm precede TLS
+    raw = {"c2s": bytearray(), "s2c": bytearray()}
+    out = []
+    for ev in read_streams(str(RDP / name)):
+        if not isinstance(ev, StreamData):
+            continue
+        buf = raw[ev.direction]
+        buf += ev.data
+        while left[ev.direction]:
+            n = pdu_length(buf)
+            if n is None or len(buf) < n:
+                break
+            del buf[:n]
+            left[ev.direction] -= 1
+        if left[ev.direction] or not buf:
+            continue
+        data = bytes(buf)
+        buf.clear()
+        out += [(ev.direction, chunk, ev.ts) for chunk in tls.feed(ev.direction, data)]
+    return out

@@ -118,3 +118,33 @@ def test_decoding_goes_on_after_gaps():
     assert [(c.direction, c.text) for c in d.of("ClipboardCopy")] == \
            [(c["direction"], c["text"]) for c in want["clipboard"]]
     assert "lost after a capture gap" in d.meta("video")[0]     # MPPC history cannot be rebuilt
+
+
+def test_mangled_rdp_pdus_cost_one_clear_error_and_nothing_more():
+    """The real decrypted PDUs of rdp-tls13.pcap behind a plain X.224 negotiation (RDP with
+    encryption NONE), with random bytes overwritten: every failure is one DecodeError sentence,
+    never an exception, and the decoder stays quiet afterwards."""
+    import random
+
+    from rdp_corpus import plaintext_chunks
+    from reconstruct.rdp import RDPDecoder
+    from test_rdp_playbooks import x224_cc, x224_cr
+    stream = plaintext_chunks("rdp-tls13.pcap")
+    failures = 0
+    for seed in range(120):
+        rng = random.Random(seed)
+        dec = RDPDecoder()
+        events = dec.feed("c2s", x224_cr(b"Cookie: mstshash=rdpdemo\r\n", 0), 0.0)
+        events += dec.feed("s2c", x224_cc(0), 0.0)
+        for i, (direction, chunk, ts) in enumerate(stream):
+            if (i < 40 and rng.random() < 0.08) or rng.random() < 0.01:
+                b = bytearray(chunk)
+                for _ in range(rng.randint(1, 4)):
+                    b[rng.randrange(len(b))] = rng.randrange(256)
+                chunk = bytes(b)
+            events += dec.feed(direction, chunk, ts)
+        events += dec.close(ts, "fin")
+        errors = [e for e in events if type(e).__name__ == "DecodeError"]
+        assert len(errors) <= 1 and all("\n" not in e.reason for e in errors)
+        failures += len(errors)
+    assert failures > 20                           # the mangling did hit the framing
