@@ -538,7 +538,9 @@ class RDPDecoder:
             self._meta("alternate_shell", info.alternate_shell)
         self._meta("autologon", "yes (password in Client Info, not kept)" if info.flags & 0x8 else "no")
         if info.flags & 0x80:                     # INFO_COMPRESSION
-            self._meta("client_compression", f"type {(info.flags >> 9) & 0xF}")
+            kind = (info.flags >> 9) & 0xF
+            self._meta("client_compression", {0: "MPPC 8K (RDP 4.0)", 1: "MPPC 64K (RDP 5.0)", 2: "NCRUSH (RDP 6.0)",
+                                              3: "XCRUSH (RDP 6.1)"}.get(kind, f"type {kind}"))
         if self._replay is not None:
             self._replay.client_info(self._ms(), info.redacted_pdu)
 
