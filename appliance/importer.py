@@ -88,22 +88,24 @@ class Importer:
         iid = catalog.begin_import(os.path.abspath(path), "", capture_size(path))
         known = catalog.session_states()
         skip = {sid for sid, decrypted in known.items() if not (self.fresh_keys and decrypted is False)}
+        batch = SessionBatch(store, lambda items: catalog.write_sessions(
+            [(rec, iid, source, names) for rec, names in items]))
         try:
             if jobs > 1 and _shardable(path):
                 for rec, names in self._parallel(path, jobs, skip, progress, res):
-                    catalog.write_session(rec, iid, source, names)
+                    batch.add(rec, names, [])
                     res.sessions.append(summary(rec))
             else:
                 run = SensorRun(path, self.limits, progress=progress)
                 flows = FlowReconstruction(self, run, skip)
                 for rec, log in flows:
-                    names = self.store_artefacts(rec, log, store, source)
-                    catalog.write_session(rec, iid, source, names)
+                    batch.add(rec, *self.artefacts(rec, log, store, source))
                     res.sessions.append(summary(rec))
                 res.error, res.already = flows.error, flows.already
                 res.problems = [str(p) for p in run.problems]
                 res.packets, res.bytes, res.stats = run.stats.packets, run.stats.bytes, run.stats
         finally:
+            batch.flush()       # what was reconstructed before a failure is kept
             res.seconds = time.perf_counter() - t0
             status = "failed" if res.error else ("damaged" if res.problems else "ok")
             catalog.finish_import(iid, res.packets, len(res.sessions), res.problems + ([res.error] if res.error else []), status)
@@ -148,23 +150,36 @@ class Importer:
                 if p.is_alive():
                     p.kill()
 
-    def store_artefacts(self, rec: SessionRecord, log: StreamLog | None, store: RecordingStore,
-                        source: str) -> list[str]:
-        """Seal a finished session's artefacts; returns their names for the catalog row."""
+    def artefacts(self, rec: SessionRecord, log: StreamLog | None, store: RecordingStore,
+                  source: str) -> tuple[list[str], list[tuple[str, str, bytes, dict]]]:
+        """What a finished session leaves in the vault: the names for its catalog row and the
+        (session, name, data, meta) items still to seal."""
         names: list[str] = []
+        puts: list[tuple[str, str, bytes, dict]] = []
         meta = {"time_range": (rec.start, rec.end if rec.end is not None else rec.start), "source": source}
         if log is not None and log.size:
-            names.append(_put_versioned(store, rec.id, "streams.bin", log.blob(), meta))
+            name = _free_name(store, rec.id, "streams.bin")
+            names.append(name)
+            puts.append((rec.id, name, log.blob(), meta))
         for f in rec.files:
             if f.content is not None:
                 name = f"files/{f.sha256}"
-                if not store.exists(rec.id, name):
-                    store.put(rec.id, name, f.content, **meta)
+                if not store.exists(rec.id, name) and name not in names:
+                    puts.append((rec.id, name, f.content, meta))
                 names.append(name)
         if any(isinstance(e, Output) for e in rec.terminal):
             cast = render_cast(rec)
             if cast:
-                names.append(_put_versioned(store, rec.id, "terminal.cast", cast, meta))
+                name = _free_name(store, rec.id, "terminal.cast")
+                names.append(name)
+                puts.append((rec.id, name, cast, meta))
+        return names, puts
+
+    def store_artefacts(self, rec: SessionRecord, log: StreamLog | None, store: RecordingStore,
+                        source: str) -> list[str]:
+        """Seal a finished session's artefacts now; returns their names for the catalog row."""
+        names, puts = self.artefacts(rec, log, store, source)
+        _seal(store, puts)
         return names
 
     def redecode(self, sid: str, catalog: Catalog, store: RecordingStore,
@@ -194,6 +209,41 @@ class Importer:
         names = [stream_name] + self.store_artefacts(rec, None, store, row["source"] or "")
         catalog.write_session(rec, None, row["source"] or "", names)
         return summary(rec)
+
+
+class SessionBatch:
+    """Finished sessions on their way to storage, in groups: the group's artefacts are sealed
+    in one vault group commit, then ``sink`` gets the group (catalog rows in one transaction,
+    or a worker's message to the importing process). A crash loses at most the last group's
+    few seconds, which a re-import adds; a catalog row never points at unsealed bytes."""
+
+    MAX_SESSIONS = 500
+    MAX_BYTES = 64 * 1024 * 1024
+    MAX_SECONDS = 2.0
+
+    def __init__(self, store: RecordingStore, sink: Callable[[list[tuple[SessionRecord, list[str]]]], None]) -> None:
+        self.store, self.sink = store, sink
+        self.items: list[tuple[SessionRecord, list[str]]] = []
+        self.puts: list[tuple[str, str, bytes, dict]] = []
+        self.size = 0
+        self.since = time.monotonic()
+
+    def add(self, rec: SessionRecord, names: list[str], puts: list[tuple[str, str, bytes, dict]]) -> None:
+        rec.terminal = []                # in ``puts`` already; the catalog row needs none of it
+        self.items.append((rec, names))
+        self.puts.extend(puts)
+        self.size += sum(len(p[2]) for p in puts)
+        if (len(self.items) >= self.MAX_SESSIONS or self.size >= self.MAX_BYTES
+                or time.monotonic() - self.since > self.MAX_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.puts:
+            _seal(self.store, self.puts)
+        if self.items:
+            self.sink(self.items)
+        self.items, self.puts, self.size = [], [], 0
+        self.since = time.monotonic()
 
 
 class FlowReconstruction:
@@ -276,12 +326,17 @@ def _shard_worker(path: str, shard: int, nshards: int, home_path: str, keys: Key
 
         run = SensorRun(path, limits, progress=progress, shard=(shard, nshards))
         flows = FlowReconstruction(imp, run, skip)
+
+        def send(items: list[tuple[SessionRecord, list[str]]]) -> None:
+            for rec, names in items:
+                rec.files = [FileTransfer(f.ts, f.direction, f.path, f.size, f.sha256, f.method, None, f.complete)
+                             for f in rec.files]
+                queue.put(("session", rec, names))
+
+        batch = SessionBatch(store, send)
         for rec, log in flows:
-            names = imp.store_artefacts(rec, log, store, source)
-            rec.terminal = []            # sealed already; the catalog row needs none of it
-            rec.files = [FileTransfer(f.ts, f.direction, f.path, f.size, f.sha256, f.method, None, f.complete)
-                         for f in rec.files]
-            queue.put(("session", rec, names))
+            batch.add(rec, *imp.artefacts(rec, log, store, source))
+        batch.flush()
         queue.put(("done", shard, flows.error, flows.already, [str(p) for p in run.problems], run.stats))
     except BaseException as e:  # the parent must hear of it, or it would wait forever
         queue.put(("crash", shard, f"{type(e).__name__}: {e}"))
@@ -298,19 +353,29 @@ def _latest(store: RecordingStore, sid: str, name: str) -> str:
     return sorted(versions, key=lambda n: (len(n), n))[-1] if versions else name
 
 
-def _put_versioned(store: RecordingStore, sid: str, name: str, data: bytes, meta: dict) -> str:
+def _seal(store: RecordingStore, puts: list[tuple[str, str, bytes, dict]]) -> None:
+    put_many = getattr(store, "put_many", None)
+    if put_many is not None:
+        put_many(puts)
+    else:
+        for sid, name, data, meta in puts:
+            store.put(sid, name, data, **meta)  # type: ignore[call-arg]
+
+
+def _free_name(store: RecordingStore, sid: str, name: str) -> str:
     """Artefacts are never overwritten (evidence): a re-decoded session gets a new version."""
     if not store.exists(sid, name):
-        store.put(sid, name, data, **meta)
         return name
-    digest = hashlib.sha256(data).hexdigest()
     base, _, ext = name.rpartition(".")
-    v = 2
-    while True:
+    for v in range(2, 1000):
         cand = f"{base}.v{v}.{ext}"
         if not store.exists(sid, cand):
-            store.put(sid, cand, data, **meta)
             return cand
-        v += 1
-        if v > 1000:
-            raise RuntimeError(f"too many versions of {sid}/{name} ({digest[:12]})")
+    raise RuntimeError(f"too many versions of {sid}/{name}")
+
+
+def _put_versioned(store: RecordingStore, sid: str, name: str, data: bytes, meta: dict) -> str:
+    """Seal one artefact under a name not used yet; returns that name."""
+    name = _free_name(store, sid, name)
+    _seal(store, [(sid, name, data, meta)])
+    return name

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import duckdb
+import numpy as np
 
 from reconstruct.session import SessionRecord
 
@@ -51,6 +52,29 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS events_sid ON events(session_id)",
     ],
 }
+
+
+_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sessions": ("id", "protocol", "client_ip", "client_port", "server_ip", "server_port", "user", "auth",
+                 "start_ts", "end_ts", "end_reason", "status", "status_reason", "decrypted", "decrypt_reason",
+                 "picked_up", "c2s_bytes", "s2c_bytes", "n_commands", "n_events", "tags", "metadata",
+                 "recordings", "import_id", "source", "truncated"),
+    "auth_attempts": ("session_id", "seq", "ts", "user", "method", "result", "detail"),
+    "commands": ("session_id", "idx", "ts", "text", "source", "output", "output_ts", "tags"),
+    "events": ("session_id", "seq", "ts", "kind", "text", "tags", "severity", "ref"),
+    "gaps": ("session_id", "ts", "direction", "nbytes"),
+    "files": ("session_id", "ts", "direction", "path", "size", "sha256", "method", "complete", "stored"),
+}
+
+
+def _column(values: list) -> np.ndarray:
+    """An object array of exactly these values (np.array would turn equal-length lists into 2-D)."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values if not any(isinstance(v, list) for v in values) else [None] * len(values)
+    if any(isinstance(v, list) for v in values):
+        for i, v in enumerate(values):
+            arr[i] = v
+    return arr
 
 
 def iso(ts: float | None) -> str | None:
@@ -162,51 +186,62 @@ class Catalog:
 
     def write_session(self, rec: SessionRecord, import_id: int | None, source: str,
                       recordings: list[str]) -> None:
+        self.write_sessions([(rec, import_id, source, recordings)])
+
+    def write_sessions(self, items: list[tuple[SessionRecord, int | None, str, list[str]]]) -> None:
+        """Write (or replace) sessions with all their rows, in one transaction.
+
+        Rows go in as columns (numpy object arrays registered with DuckDB): a bulk import
+        writes thousands of sessions, and DuckDB's per-row parameter binding would cost more
+        than the reconstruction itself."""
+        if not items:
+            return
+        t: dict[str, dict[str, list]] = {name: {} for name in _TABLE_COLUMNS}
+
+        def add(table: str, row: tuple) -> None:
+            cols = t[table]
+            for name, value in zip(_TABLE_COLUMNS[table], row):
+                cols.setdefault(name, []).append(value)
+
+        for rec, import_id, source, recordings in items:
+            tags = sorted({tag for e in rec.timeline for tag in e.tags})
+            add("sessions", (rec.id, rec.protocol, rec.client_ip, rec.client_port, rec.server_ip, rec.server_port,
+                             rec.user, rec.auth, rec.start, rec.end, rec.end_reason, rec.status, rec.status_reason,
+                             rec.decrypted, rec.decrypt_reason, rec.picked_up, rec.c2s_bytes, rec.s2c_bytes,
+                             len(rec.commands), len(rec.timeline), tags, json.dumps(rec.metadata), list(recordings),
+                             import_id, source, rec.truncated))
+            for i, a in enumerate(rec.auth_attempts):
+                add("auth_attempts", (rec.id, i, a.ts, a.user, a.method, a.result, a.detail))
+            for c in rec.commands:
+                add("commands", (rec.id, c.index, c.ts, c.text, c.source, c.output, c.output_ts, list(c.tags)))
+            for i, e in enumerate(rec.timeline):
+                add("events", (rec.id, i, e.ts, e.kind, e.text, list(e.tags), e.severity, e.ref))
+            for g in rec.gaps:
+                add("gaps", (rec.id, g.ts, g.direction, g.nbytes))
+            for f in rec.files:
+                add("files", (rec.id, f.ts, f.direction, f.path, f.size, f.sha256, f.method, f.complete,
+                              f"files/{f.sha256}" if f.content is not None else None))
         con = self.con
-        tags = sorted({t for e in rec.timeline for t in e.tags})
+        ids = _column([rec.id for rec, *_ in items])
         con.execute("BEGIN")
         try:
+            con.register("_ids", {"id": ids})
             for table in ("auth_attempts", "commands", "events", "gaps", "files"):
-                con.execute(f"DELETE FROM {table} WHERE session_id = ?", [rec.id])
-            con.execute("DELETE FROM sessions WHERE id = ?", [rec.id])
-            con.execute(
-                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [rec.id, rec.protocol, rec.client_ip, rec.client_port, rec.server_ip, rec.server_port,
-                 rec.user, rec.auth, rec.start, rec.end, rec.end_reason, rec.status, rec.status_reason,
-                 rec.decrypted, rec.decrypt_reason, rec.picked_up, rec.c2s_bytes, rec.s2c_bytes,
-                 len(rec.commands), len(rec.timeline), tags, json.dumps(rec.metadata), recordings,
-                 import_id, source, rec.truncated])
-            if rec.auth_attempts:
-                con.executemany("INSERT INTO auth_attempts VALUES (?,?,?,?,?,?,?)",
-                                [[rec.id, i, a.ts, a.user, a.method, a.result, a.detail]
-                                 for i, a in enumerate(rec.auth_attempts)])
-            if rec.commands:
-                con.executemany("INSERT INTO commands VALUES (?,?,?,?,?,?,?,?)",
-                                [[rec.id, c.index, c.ts, c.text, c.source, c.output, c.output_ts, c.tags]
-                                 for c in rec.commands])
-            if rec.timeline:
-                con.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
-                                [[rec.id, i, e.ts, e.kind, e.text, list(e.tags), e.severity, e.ref]
-                                 for i, e in enumerate(rec.timeline)])
-            if rec.gaps:
-                con.executemany("INSERT INTO gaps VALUES (?,?,?,?)",
-                                [[rec.id, g.ts, g.direction, g.nbytes] for g in rec.gaps])
-            if rec.files:
-                con.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
-                                [[rec.id, f.ts, f.direction, f.path, f.size, f.sha256, f.method, f.complete,
-                                  f"files/{f.sha256}" if f.content is not None else None] for f in rec.files])
+                con.execute(f"DELETE FROM {table} WHERE session_id IN (SELECT id FROM _ids)")
+            con.execute("DELETE FROM sessions WHERE id IN (SELECT id FROM _ids)")
+            for table, cols in t.items():
+                if not cols:
+                    continue
+                names = _TABLE_COLUMNS[table]
+                con.register("_rows", {n: _column(cols[n]) for n in names})
+                quoted = ", ".join(f'"{n}"' for n in names)
+                con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM _rows")
+                con.unregister("_rows")
+            con.unregister("_ids")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-
-    def close_interrupted(self, sid: str, status: str, reason: str, end_ts: float | None, end_reason: str,
-                          recordings: list[str]) -> None:
-        """A session whose writer stopped mid-way (the live sensor was killed): keep what was
-        checkpointed, say why it stops there."""
-        self.con.execute("UPDATE sessions SET status = ?, status_reason = ?, end_ts = coalesce(end_ts, ?), "
-                         "end_reason = ?, recordings = ? WHERE id = ?",
-                         [status, reason, end_ts, end_reason, recordings, sid])
 
     def sessions(self, flt: SessionFilter | None = None) -> list[dict[str, Any]]:
         flt = flt or SessionFilter()

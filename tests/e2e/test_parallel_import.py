@@ -3,7 +3,7 @@ two worker processes and must find exactly what a single-process import finds.""
 from __future__ import annotations
 
 from corpus import PCAPS
-from conftest import CLI
+from sessiontap_cli import CLI
 
 
 def test_parallel_import_finds_the_same_sessions(tmp_path):
