@@ -37,7 +37,7 @@ SEC_SECURE_CHECKSUM = 0x0800
 CHANNEL_FLAG_FIRST, CHANNEL_FLAG_LAST, CHANNEL_PACKET_COMPRESSED = 0x1, 0x2, 0x00200000
 PDUTYPE_DEMAND_ACTIVE, PDUTYPE_CONFIRM_ACTIVE, PDUTYPE_DATA = 0x1, 0x3, 0x7
 PDUTYPE2_INPUT, PDUTYPE2_SAVE_SESSION_INFO, PDUTYPE2_SET_ERROR_INFO = 0x1C, 0x26, 0x2F
-FASTPATH_UPDATETYPE_SURFCMDS = 0x4
+FASTPATH_UPDATETYPE_BITMAP, FASTPATH_UPDATETYPE_SURFCMDS = 0x1, 0x4
 LOGON_TYPES = {0: "logon (long)", 1: "logon (long)", 2: "logon (extended)", 3: "logon (plain notify)"}
 ERRINFO = {0x1: "RPC initiated disconnect", 0x2: "RPC initiated logoff", 0x3: "idle timeout",
            0x4: "logon timeout", 0x5: "disconnected by another connection", 0xB: "disconnected by admin",
@@ -135,9 +135,10 @@ class RDPDecoder:
         self._replay = ReplayWriter(replay_limit) if record_replay else None
         self.graphics = {"updates": 0, "compressed": 0, "surface": 0, "slowpath_compressed": 0,
                          "decompressed": 0, "too_large": 0, "lost_after_gap": 0}
-        self._mppc = {"c2s": mppc.MPPCDecompressor(), "s2c": mppc.MPPCDecompressor()}
+        self._mppc = {"c2s": mppc.BulkDecompressor(), "s2c": mppc.BulkDecompressor()}
         self._mppc_failed: str | None = None
         self._mppc_broken = {"c2s": False, "s2c": False}
+        self._frag: bytearray | None = None       # a fragmented fast-path update being put together
         self._realign = {"c2s": False, "s2c": False}
         self._gap_bytes = {"c2s": 0, "s2c": 0}
         self._line_gap = False
@@ -667,14 +668,20 @@ class RDPDecoder:
                 self._replay.fast_path_input(self._ms(), plain)
             self._input(evs)
         else:
-            for update in self._fastpath_output(body):
-                if self._replay is not None:
+            for kind, update in self._fastpath_output(body):
+                if self._replay is None:
+                    continue
+                if kind == "fast":
                     self._replay.fast_path_output(self._ms(), bytes([header & 0x3F]) + _fp_length(len(update)) + update)
+                else:
+                    self._replay.slow_path(self._ms(), update)
 
-    def _fastpath_output(self, body: bytes) -> list[bytes]:
-        """The updates of one server fast-path PDU, bulk-decompressed and re-framed without
-        compression (so PyRDP can render them); an update that cannot be is left out."""
-        out: list[bytes] = []
+    def _fastpath_output(self, body: bytes) -> list[tuple[str, bytes]]:
+        """The updates of one server fast-path PDU, bulk-decompressed, reassembled when
+        fragmented, and re-framed without compression so PyRDP can render them: ("fast", update)
+        for a fast-path update, ("slow", PDU) for a bitmap update too big for fast-path framing
+        (a slow-path Update PDU carries the same TS_UPDATE_BITMAP_DATA). Others are left out."""
+        out: list[tuple[str, bytes]] = []
         i = 0
         while i < len(body):
             uh = body[i]
@@ -698,10 +705,24 @@ class RDPDecoder:
                 data = self._decompress("s2c", data, cflags)
                 if data is None:
                     continue
-            if len(data) + 6 > 0x7FFF:           # cannot be one fast-path PDU again
+            if frag:                              # 2 first, 3 next, 1 last
+                if frag == 2:
+                    self._frag = bytearray(data)
+                elif self._frag is not None and len(self._frag) + len(data) <= 0xFFFF - 18:
+                    self._frag += data
+                else:
+                    self._frag = None             # a piece went missing or it is too big
+                if frag != 1 or self._frag is None:
+                    continue
+                data, self._frag = bytes(self._frag), None
+            if len(data) + 6 <= 0x7FFF:
+                out.append(("fast", bytes([code]) + struct.pack("<H", len(data)) + data))
+            elif code == FASTPATH_UPDATETYPE_BITMAP and len(data) + 18 <= 0xFFFF:
+                n = 18 + len(data)
+                out.append(("slow", struct.pack("<HHHIBBH", n, 0x17, 1002, 0x103EA, 0, 1, n)
+                            + bytes([0x02, 0]) + b"\0\0" + data))
+            else:
                 self.graphics["too_large"] += 1
-                continue
-            out.append(bytes([code | (frag << 4)]) + struct.pack("<H", len(data)) + data)
         return out
 
     def _decompress(self, direction: str, data: bytes, flags: int) -> bytes | None:

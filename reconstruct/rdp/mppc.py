@@ -116,3 +116,93 @@ class MPPCDecompressor:
 
 class _End(Exception):
     pass
+
+
+# ------------------------------------------------------------------- RDP 6.1 (XCRUSH) ----
+L1_COMPRESSED, L1_NO_COMPRESSION, L1_PACKET_AT_FRONT, L1_INNER_COMPRESSION = 0x01, 0x02, 0x04, 0x10
+TYPE_RDP61 = 0x3
+XCRUSH_HISTORY = 2_000_000
+
+
+class XCrushDecompressor:
+    """RDP 6.1 bulk decompression (MS-RDPEGDI 2.2.2.4.1, 3.1.8.2): an optional inner MPPC 64K
+    (level 2) pass, then level-1 matches (length, output offset, history offset) into a
+    2,000,000-byte history, with the literals filling the gaps between matches."""
+
+    def __init__(self) -> None:
+        self.level2 = MPPCDecompressor()
+        self.history = bytearray(XCRUSH_HISTORY)
+        self.pos = 0
+
+    def decompress(self, data: bytes, flags: int) -> bytes:
+        if not flags & PACKET_COMPRESSED:
+            return bytes(data)
+        if len(data) < 2:
+            raise MPPCError("an RDP 6.1 compressed block is shorter than its flags")
+        l1, l2 = data[0], data[1]
+        body = data[2:]
+        if l1 & L1_INNER_COMPRESSION:
+            body = self.level2.decompress(body, (l2 & 0xF0) | TYPE_64K)
+        if l1 & L1_PACKET_AT_FRONT:
+            self.history = bytearray(XCRUSH_HISTORY)
+            self.pos = 0
+        if l1 & L1_NO_COMPRESSION or not l1 & L1_COMPRESSED:
+            return self._append(body)
+        if len(body) < 2:
+            raise MPPCError("an RDP 6.1 block has no match count")
+        count = int.from_bytes(body[0:2], "little")
+        lit = 2 + 8 * count
+        if lit > len(body):
+            raise MPPCError("RDP 6.1 match details run past the block")
+        hist, start = self.history, self.pos
+        out = start                                    # write position in the history
+        for k in range(count):
+            i = 2 + 8 * k
+            length = int.from_bytes(body[i:i + 2], "little")
+            out_off = int.from_bytes(body[i + 2:i + 4], "little")
+            hist_off = int.from_bytes(body[i + 4:i + 8], "little")
+            need = start + out_off - out               # literals before this match
+            if need < 0 or lit + need > len(body) or start + out_off + length > XCRUSH_HISTORY \
+                    or hist_off + length > XCRUSH_HISTORY:
+                raise MPPCError("an RDP 6.1 match is out of bounds (lost or damaged data)")
+            hist[out:out + need] = body[lit:lit + need]
+            lit += need
+            out += need
+            if hist_off + length <= out or hist_off >= out + length:
+                hist[out:out + length] = hist[hist_off:hist_off + length]
+            else:                                      # overlaps what it writes: byte by byte
+                for j in range(length):
+                    hist[out + j] = hist[hist_off + j]
+            out += length
+        rest = body[lit:]
+        if out + len(rest) > XCRUSH_HISTORY:
+            raise MPPCError("an RDP 6.1 block overflows the history")
+        hist[out:out + len(rest)] = rest
+        out += len(rest)
+        self.pos = out
+        return bytes(hist[start:out])
+
+    def _append(self, data: bytes) -> bytes:
+        if self.pos + len(data) > XCRUSH_HISTORY:
+            raise MPPCError("an RDP 6.1 block overflows the history")
+        self.history[self.pos:self.pos + len(data)] = data
+        self.pos += len(data)
+        return bytes(data)
+
+
+class BulkDecompressor:
+    """One direction's bulk decompression, whatever type each packet announces."""
+
+    def __init__(self) -> None:
+        self.mppc = MPPCDecompressor()
+        self.xcrush: XCrushDecompressor | None = None
+
+    def decompress(self, data: bytes, flags: int) -> bytes:
+        kind = flags & 0x0F
+        if kind == TYPE_RDP61:
+            if self.xcrush is None:
+                self.xcrush = XCrushDecompressor()
+            if flags & PACKET_FLUSHED:
+                self.xcrush = XCrushDecompressor()
+            return self.xcrush.decompress(data, flags)
+        return self.mppc.decompress(data, flags)
