@@ -54,7 +54,48 @@ def main() -> int:
     cli.main(["sessions"])
     print("\nnext: sessiontap show <id> | transcript <id> | replay <id> | search 'echo' "
           f"(data directory: $SESSIONTAP_HOME)")
+    serve_console()
     return rc
+
+
+def serve_console() -> None:
+    """Last step of the demo: the auditor console on the imported captures, until Ctrl-C.
+
+    ``DEMO_SERVE=0`` skips it, ``DEMO_SERVE=1`` serves even without a terminal; by default it
+    serves only when stdin is a terminal, so ``./quickstart.sh demo`` in a script or CI still
+    ends by itself. ``DEMO_PORT`` picks the port (default 8080, or any free one if taken).
+    The demo's two accounts (``demo-admin``, ``demo-auditor``) get fresh credentials each run.
+    """
+    import os
+
+    want = os.environ.get("DEMO_SERVE", "")
+    if want == "0" or (want != "1" and not sys.stdin.isatty()):
+        print("console: not started (stdin is not a terminal or DEMO_SERVE=0); "
+              "start it with: sessiontap serve --http")
+        return
+    from appliance.cli import actor
+    from appliance.console import totp
+    from appliance.console.app import build
+    from appliance.home import Home
+
+    home = Home(actor=actor())
+    port = int(os.environ.get("DEMO_PORT", "8080"))
+    try:
+        console = build(home, "127.0.0.1", port, tls=False)
+    except OSError:
+        console = build(home, "127.0.0.1", 0, tls=False)
+    accounts = console.accounts
+    print(f"\nsessiontap console: {console.url}  (Ctrl-C to stop)")
+    for name, role in (("demo-admin", "admin"), ("demo-auditor", "auditor")):
+        nu = accounts.reset(name, actor="demo") if accounts.store.user(name) else \
+            accounts.create(name, role, ["*"], actor="demo")
+        print(f"  {role:<8} user {nu.name}  password {nu.password}  TOTP secret {nu.totp_secret}"
+              f"  (code now: {totp.totp(nu.totp_secret)}; next: oathtool --totp -b {nu.totp_secret})")
+    sys.stdout.flush()
+    try:
+        console.serve_forever()
+    except KeyboardInterrupt:
+        print("\nconsole stopped")
 
 
 def _has_vault() -> bool:

@@ -164,6 +164,62 @@ class CatalogBusy(ApiError):
         super().__init__(503, "the catalog is being written by an import; retry in a moment", {"Retry-After": "2"})
 
 
+class CatalogReader:
+    """Read-only access to the encrypted catalog for many short requests.
+
+    One in-memory DuckDB instance with OpenSSL loaded once (loading it costs ~0.2 s); the
+    catalog file is attached read-only while at least one request uses it and detached when
+    the last one finishes, so an import or the live sensor can take the writer's lock
+    between requests, and the next request sees what they wrote.
+    """
+
+    def __init__(self, path: str, key: str) -> None:
+        from storage.vault.catalog_crypto import load_openssl
+
+        self.path = path
+        self._key = key
+        self._base = duckdb.connect(":memory:")
+        load_openssl(self._base)
+        self._lock = threading.Lock()
+        self._users = 0
+
+    def open(self) -> "_Attached":
+        with self._lock:
+            if self._users == 0:
+                quoted = self.path.replace("'", "''")
+                for attempt in range(20):
+                    try:
+                        self._base.execute(f"ATTACH '{quoted}' AS cat (ENCRYPTION_KEY '{self._key}', READ_ONLY)")
+                        break
+                    except duckdb.IOException as e:  # a writer holds the file lock
+                        if "lock" not in str(e).lower() or attempt == 19:
+                            if "lock" in str(e).lower():
+                                raise CatalogBusy() from None
+                            raise
+                        time.sleep(0.1)
+            self._users += 1
+        cur = self._base.cursor()
+        cur.execute("USE cat")
+        return _Attached(self, cur)
+
+    def _release(self, cur: "duckdb.DuckDBPyConnection") -> None:
+        cur.close()
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._base.execute("DETACH cat")
+
+
+class _Attached(Catalog):
+    def __init__(self, reader: CatalogReader, cur: "duckdb.DuckDBPyConnection") -> None:
+        self.path = reader.path
+        self.con = cur
+        self._reader = reader
+
+    def close(self) -> None:
+        self._reader._release(self.con)
+
+
 class Api:
     def __init__(self, home: Home, store: ConsoleStore, accounts: Accounts, live_interval: float = 2.0) -> None:
         self.home = home
@@ -172,29 +228,21 @@ class Api:
         self.vault = accounts.vault
         self.live_interval = live_interval
         self.stopping = threading.Event()
-        self._catalog_key: str | None = None
+        self._reader: CatalogReader | None = None
         self.routes = self._routes()
 
     # -- plumbing -----------------------------------------------------------------------------
-    def catalog(self) -> Catalog | None:
-        """A short-lived read-only catalog connection, or None before the first import."""
+    def catalog(self) -> "_Attached | None":
+        """The catalog for one request (read-only), or None before the first import."""
         if not self.home.catalog_path.exists():
             return None
-        if self._catalog_key is None:
-            # asked once per console process (one audit entry), kept in memory like the importer does
+        if self._reader is None:
             with self.accounts.vault_lock:
-                self._catalog_key = self.vault.catalog_key(actor="console")
-        last: Exception | None = None
-        for _ in range(20):
-            try:
-                return Catalog(str(self.home.catalog_path), encryption_key=self._catalog_key, read_only=True)
-            except Exception as e:  # duckdb.IOException: a writer holds the file lock
-                if "lock" not in str(e).lower():
-                    raise
-                last = e
-                time.sleep(0.1)
-        del last
-        raise CatalogBusy()
+                if self._reader is None:
+                    # the key is asked once per console process (one audit entry) and kept in memory
+                    key = self.vault.catalog_key(actor="console")
+                    self._reader = CatalogReader(str(self.home.catalog_path), key)
+        return self._reader.open()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         allowed = False

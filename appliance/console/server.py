@@ -117,6 +117,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._send_error(405, "HEAD is not supported")
 
+    def __getattr__(self, name: str) -> Any:
+        # any other method (OPTIONS, TRACE, made-up ones): a clear 405, not http.server's 501 page
+        if name.startswith("do_"):
+            return lambda: self._send_error(405, f"{name[3:][:20]} is not supported")
+        raise AttributeError(name)
+
     def do_POST(self) -> None:
         self._dispatch("POST")
 

@@ -299,7 +299,8 @@ async function sessionPage() {
   if (!can("content")) document.getElementById("no-content").hidden = false;
   const tl = document.querySelector("#timeline tbody");
   const jumpable = s.replay && s.replay.terminal;
-  tl.replaceChildren(...(s.events || []).map((e) => el("tr", { class: e.severity !== "info" ? "sev-" + e.severity : "" },
+  const events = (s.events || []).slice().sort((a, b) => a.offset - b.offset);
+  tl.replaceChildren(...events.map((e) => el("tr", { class: e.severity !== "info" ? "sev-" + e.severity : "" },
     el("td", {}, jumpable ? el("a", { href: `#t=${e.offset}`, text: e.offset.toFixed(1) }) : el("span", { text: e.offset.toFixed(1) })),
     el("td", { text: e.kind }), el("td", { text: e.text }),
     el("td", {}, ...e.tags.map((t) => el("span", { class: "tag", text: t }))))));
