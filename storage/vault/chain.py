@@ -95,13 +95,17 @@ class Chain:
         atomic_write(self.head_path, canonical(head) + b"\n", what=f"the {self.label} head")
 
     # -- writing ---------------------------------------------------------------------------
-    def append(self, key: Ed25519PrivateKey, tip: tuple[int, str], body: dict) -> tuple[dict, str]:
-        """Write entry ``tip.seq + 1`` after ``tip``; returns (entry, its hash). Caller holds the lock."""
+    def append(self, key: Ed25519PrivateKey, tip: tuple[int, str], body: dict,
+               write_head: bool = True) -> tuple[dict, str]:
+        """Write entry ``tip.seq + 1`` after ``tip``; returns (entry, its hash). Caller holds the lock.
+        ``write_head=False`` leaves the signed head to the caller (one head for a group of entries:
+        entries past the head are rolled forward or dropped by recovery, as after a crash)."""
         seq, prev = tip
         entry = sign_entry(key, {**body, "seq": seq + 1, "prev": prev})
         self._store(seq + 1, entry)
         h = entry_hash(entry)
-        self.write_head(key, seq + 1, h)
+        if write_head:
+            self.write_head(key, seq + 1, h)
         return entry, h
 
     # -- reading and checking --------------------------------------------------------------

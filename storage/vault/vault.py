@@ -248,8 +248,8 @@ class Vault:
                 break
             self._apply(entry)
 
-    def _append_ledger(self, body: dict) -> dict:
-        entry, h = self._ledger.append(self._keys.signing, self._tip, body)
+    def _append_ledger(self, body: dict, write_head: bool = True) -> dict:
+        entry, h = self._ledger.append(self._keys.signing, self._tip, body, write_head=write_head)
         token = self._ts.stamp(bytes.fromhex(h))
         if token:
             atomic_write(self.home / "ledger" / f"{entry['seq']:08d}.tsr", token,
@@ -358,9 +358,11 @@ class Vault:
                     self._write_recording(rid, dk, pieces, manifest)
                     written.append(rid)
             with group_commit():
-                for rid, dk, pieces, manifest in todo:
-                    self._append_ledger({**manifest, "created": iso(utcnow())})
+                for i, (rid, dk, pieces, manifest) in enumerate(todo):
+                    entry = self._append_ledger({**manifest, "created": iso(utcnow())},
+                                                write_head=i == len(todo) - 1)
                     written.remove(rid)
+                del entry
         except BaseException:
             for rid in written:       # not in the ledger: nothing of it may remain visible
                 for p in (self._data_path(rid), self._key_path(rid)):
