@@ -9,8 +9,8 @@
 #   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
 #   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video |
 #                                      stdsecsalted | stdsecrekey | tls12cbc | tls12cbcmte | tls12chacha |
-#                                      tls13chacha
-#   rdp/gen.sh captures           all thirteen captures
+#                                      tls13chacha | nla
+#   rdp/gen.sh captures           all fourteen captures
 # (stdsecsalted: FreeRDP's default salted MACs, which Debian's xrdp rejects, so the session ends
 #  after the Client Info PDU; stdsecrekey: > 4096 encrypted client packets, to cross a re-key)
 # (Drive redirection is not in this corpus: FreeRDP 2.11 announces file-system devices only after
@@ -543,8 +543,8 @@ case "${1:-}" in
     setup) do_setup ;;
     capture) shift; do_captures "$@" ;;
     captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey \
-                          tls12cbc tls12cbcmte tls12chacha tls13chacha ;;
+                          tls12cbc tls12cbcmte tls12chacha tls13chacha nla ;;
     all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey \
-                     tls12cbc tls12cbcmte tls12chacha tls13chacha ;;
+                     tls12cbc tls12cbcmte tls12chacha tls13chacha nla ;;
     *) sed -n '2,21p' "$0"; exit 2 ;;
 esac
