@@ -34,7 +34,7 @@
 # Only processes started here are stopped, always by PID.
 set -euo pipefail
 
-case "${1:-}" in setup|capture|captures|all) ;; *) sed -n '2,21p' "$0"; exit 2 ;; esac
+case "${1:-}" in setup|capture|captures|all) ;; *) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 2 ;; esac
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$TOOLS/../../.." && pwd)
 OUT=${OUT:-$REPO/pcaps/rdp}
@@ -546,5 +546,5 @@ case "${1:-}" in
                           tls12cbc tls12cbcmte tls12chacha tls13chacha nla ;;
     all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey \
                      tls12cbc tls12cbcmte tls12chacha tls13chacha nla ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    *) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 2 ;;
 esac
