@@ -159,6 +159,17 @@ def _latest(names: list[str], base: str) -> str | None:
     return sorted(found, key=lambda n: (len(n), n))[-1] if found else None
 
 
+def _parts(names: list[str]) -> list[str]:
+    """A live session's checkpoint recordings, in order (``terminal.part-N.cast``)."""
+    parts = [n for n in names if n.startswith("terminal.part-") and n.endswith(".cast")]
+    return sorted(parts, key=lambda n: int(n[len("terminal.part-"):-len(".cast")] or 0)
+                  if n[len("terminal.part-"):-len(".cast")].isdigit() else 0)
+
+
+def _is_live(s: dict[str, Any]) -> bool:
+    return s.get("status") == "live" or s.get("end") is None
+
+
 class CatalogBusy(ApiError):
     def __init__(self) -> None:
         super().__init__(503, "the catalog is being written by an import; retry in a moment", {"Retry-After": "2"})
@@ -292,7 +303,7 @@ class Api:
             Param("user", _s(), "user name; * is a wildcard"),
             Param("client", _s(maxLength=64), "client IP"),
             Param("server", _s(maxLength=64), "server IP"),
-            Param("status", {"type": "string", "enum": ["complete", "partial", "decode_error"]}),
+            Param("status", {"type": "string", "enum": ["complete", "partial", "decode_error", "live"]}),
             Param("tag", _s(maxLength=64), "event tag, e.g. config-change"),
             Param("since", _s(maxLength=40), "ISO 8601 (UTC if no zone) or epoch seconds"),
             Param("until", _s(maxLength=40), "ISO 8601 (UTC if no zone) or epoch seconds"),
@@ -413,11 +424,13 @@ class Api:
                 return parse_time(q[name])
             except (ValueError, OverflowError):
                 raise ApiError(400, f"parameter {name!r} is not an ISO 8601 time or epoch seconds") from None
+        # the live sensor writes sessions in progress with status "live" at each checkpoint
+        status = "live" if q.get("live") else q.get("status")
         return SessionFilter(protocol=q.get("protocol"), user=q.get("user"), client=q.get("client"),
-                             server=q.get("server"), status=q.get("status"), tag=q.get("tag"),
+                             server=q.get("server"), status=status, tag=q.get("tag"),
                              since=t("since"), until=t("until"), decrypted=q.get("decrypted"),
                              server_nets=None if p.nets is None else list(p.nets),
-                             open=True if q.get("live") else None, newest_first=True)
+                             newest_first=True)
 
     def list_sessions(self, ctx: Ctx) -> dict[str, Any]:
         p = self._p(ctx)
@@ -442,7 +455,7 @@ class Api:
         marked = self.store.reviewed_ids([r["id"] for r in rows])
         for r in rows:
             r["reviewed"] = r["id"] in marked
-            r["live"] = r["end"] is None
+            r["live"] = _is_live(r)
         return {"total": total, "sessions": rows}
 
     def _session(self, p: Principal, sid: str) -> dict[str, Any]:
@@ -469,12 +482,12 @@ class Api:
                 f["stored"] = None
         names = self._names(s["id"])
         s["replay"] = {
-            "terminal": _latest(names, "terminal.cast") is not None,
+            "terminal": _latest(names, "terminal.cast") is not None or bool(_parts(names)),
             "video": any(n.endswith(".mp4") for n in names),
         } if p.can("content") else None
         s["review"] = self.store.review(s["id"])
         s["comments"] = self.store.comments(s["id"])
-        s["live"] = s["end"] is None
+        s["live"] = _is_live(s)
         return s
 
     def _names(self, sid: str) -> list[str]:
@@ -489,10 +502,19 @@ class Api:
         p = self._p(ctx)
         p.require("content")
         s = self._session(p, ctx.path["id"])
-        name = _latest(self._names(s["id"]), "terminal.cast")
-        if name is None:
+        names = self._names(s["id"])
+        name = _latest(names, "terminal.cast")
+        if name is not None:
+            return Raw(self._read(p, s["id"], name, "replay in the console"), "application/x-asciicast")
+        parts = _parts(names)
+        if not parts:
             raise ApiError(404, f"session {s['id']} has no terminal recording")
-        return Raw(self._read(p, s["id"], name, "replay in the console"), "application/x-asciicast")
+        # in progress: the sensor seals one asciicast per checkpoint; one header, all their events
+        lines: list[bytes] = []
+        for i, n in enumerate(parts):
+            body = self._read(p, s["id"], n, "replay in the console (session in progress)").splitlines()
+            lines.extend(body if i == 0 else body[1:])
+        return Raw(b"\n".join(lines) + b"\n", "application/x-asciicast")
 
     def video(self, ctx: Ctx) -> Raw:
         p = self._p(ctx)
@@ -616,14 +638,14 @@ class Api:
         flt = self._filter(p, {})
         with cat:
             total = cat.count_sessions(flt)
-            flt.open = True
+            flt.status = "live"
             flt.limit = 200
             live = cat.sessions(flt)
-            flt.open = None
+            flt.status = None
             flt.limit = 20
             newest = cat.sessions(flt)
         for r in live + newest:
-            r["live"] = r["end"] is None
+            r["live"] = _is_live(r)
         return {"total": total, "live": live, "newest": newest}
 
     # -- admin --------------------------------------------------------------------------------

@@ -132,12 +132,9 @@ async function runSearch(ev) {
 
 function liveUpdates() {
   // server-sent events: the catalog is polled server-side; the table reloads when it changes
+  // (an event is sent only when the snapshot changed; the first one may repeat what is shown)
   const es = new EventSource("/api/live");
-  let first = true;
-  es.addEventListener("sessions", () => {
-    if (first) { first = false; return; }  // the first snapshot is what the page already shows
-    loadSessions().catch(() => {});
-  });
+  es.addEventListener("sessions", () => { loadSessions().catch(() => {}); });
 }
 
 async function sessionsPage() {
