@@ -267,6 +267,14 @@ class RDPDecoder:
     # ------------------------------------------------------------------- X.224 ----
     def _feed_x224(self, direction: str, data: bytes) -> None:
         buf = self._raw[direction]
+        if not buf and self.request is None and len(data) >= 3 and data[0] in (0x14, 0x15, 0x16, 0x17) \
+                and data[1] == 0x03:
+            # TLS records before any X.224 request: the capture began mid-connection
+            self._meta("decrypted", "false")
+            self._meta("decrypt-reason", "the capture began after the TLS handshake")
+            self._undecryptable("the capture began after the X.224 negotiation and the TLS handshake: "
+                                "nothing of this connection can be decrypted")
+            return
         buf += data
         if len(buf) > MAX_PDU_BUFFER:
             raise _Fatal("more than 64 KiB before the X.224 negotiation finished: not RDP")

@@ -148,3 +148,18 @@ def test_mangled_rdp_pdus_cost_one_clear_error_and_nothing_more():
         assert len(errors) <= 1 and all("\n" not in e.reason for e in errors)
         failures += len(errors)
     assert failures > 20                           # the mangling did hit the framing
+
+
+def test_a_connection_picked_up_mid_stream_is_named_as_such():
+    """The capture starts after the TLS handshake (first 30 frames cut from rdp-tls13.pcap): with
+    the right key log given, the one error says why nothing can be decrypted."""
+    from reconstruct.rdp import KeyLogLookup, RDPDecoder
+    dec = RDPDecoder(KeyLogLookup((RDP / "rdp-tls13.keylog").read_text()))
+    events, skipped = [], 0
+    for ev in read_streams(str(RDP / "rdp-tls13.pcap")):
+        if isinstance(ev, StreamData):
+            skipped += 1
+            if skipped > 30:
+                events += dec.feed(ev.direction, ev.data, ev.ts)
+    errors = [e.reason for e in events if type(e).__name__ == "DecodeError"]
+    assert len(errors) == 1 and "began after the X.224 negotiation" in errors[0]
