@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import os
 import queue
+import select
 import socket
 import struct
 import subprocess
@@ -48,7 +49,7 @@ SO_TIMESTAMPNS = 35
 SO_RCVBUFFORCE = 33
 SNAPLEN = 262144
 SLAB = 4 * 1024 * 1024               # bytes per batch buffer
-FLUSH_SECONDS = 0.05                 # a batch leaves the reader at least this often
+FLUSH_SECONDS = 0.05                 # under load, a batch leaves the reader at least this often
 QUEUE_BYTES = 64 * 1024 * 1024       # captured bytes waiting for reconstruction, at most
 
 ADMIN_PORTS = (22, 23, 2222, 2323, 3389)
@@ -213,7 +214,6 @@ class PacketSocket(BatchSource):
         except OSError as e:
             s.close()
             raise CaptureError(f"cannot capture on {interface}: {e.strerror or e}") from None
-        s.settimeout(FLUSH_SECONDS)
         self.sock = s
         self._if_drops0 = self._interface_drops()
         self.refresh_counters()
@@ -248,14 +248,26 @@ class PacketSocket(BatchSource):
         anc = socket.CMSG_SPACE(16)
         counters = self.counters
         pcap_hdr = struct.Struct("<IIII").pack
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        poll = poller.poll
         last_cut = time.monotonic()
         while not self._stop.is_set():
             if SLAB - b.off < SNAPLEN:
                 self._emit(b.cut(), b)
                 last_cut = time.monotonic()
             try:
-                n, ancdata, flags, addr = recv([b.view[b.off + 16:]], anc, socket.MSG_TRUNC)
-            except socket.timeout:
+                # frames already waiting are taken without blocking; the moment none is, the
+                # batch leaves (a lone keystroke is not held back); an empty batch waits in poll
+                # (the socket itself is blocking: with a Python timeout every recv costs a poll)
+                if b.starts:
+                    n, ancdata, flags, addr = recv([b.view[b.off + 16:]], anc,
+                                                   socket.MSG_TRUNC | socket.MSG_DONTWAIT)
+                else:
+                    if not poll(int(FLUSH_SECONDS * 1000)):
+                        continue
+                    n, ancdata, flags, addr = recv([b.view[b.off + 16:]], anc, socket.MSG_TRUNC)
+            except BlockingIOError:
                 self._emit(b.cut(), b)
                 last_cut = time.monotonic()
                 continue
