@@ -437,7 +437,13 @@ class RDPDecoder:
         self.keyboard = Keyboard(layout)
         self._meta("client_name", cd.client_name)
         self._meta("client_build", cd.client_build)
-        self._meta("keyboard_layout", f"{cd.keyboard_layout:#06x} ({layout.name if layout.lcid & 0xFFFF == cd.keyboard_layout & 0xFFFF else 'unknown, read as US'})")
+        if layout.lcid == cd.keyboard_layout & 0xFFFF:
+            how = layout.name
+        elif layout.lcid != 0x409:
+            how = f"read as {layout.name}"
+        else:
+            how = "unknown, read as US"
+        self._meta("keyboard_layout", f"{cd.keyboard_layout:#06x} ({how})")
         self._meta("resolution", f"{cd.width}x{cd.height}")
         self.resolution = (cd.width, cd.height)
         self._meta("color_depth", cd.high_color_depth or cd.color_depth)

@@ -2,8 +2,9 @@
 the layout the client announced in its core data, plus a small line editor for typed lines.
 
 The server reads scancodes with the client's layout, so the same key is "z" for a US client
-and "y" for a German one. Layouts: US (0x409, also the fallback), German (0x407, 0x807 Swiss
-German is read as German), French (0x40c, 0x80c Belgian is read as French). Dead keys compose
+and "y" for a German one. Layouts: US (0x409, also the fallback), UK (0x809), German (0x407;
+0x807 Swiss German is read as German: letters and digits right, some symbols not), French
+(0x40c; 0x80c Belgian is read as French, same caveat). Dead keys compose
 with the next letter (^ then e -> ê).
 """
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Layout:
 US = Layout(0x409, "US", _table("1234567890-=", "qwertyuiop[]", "asdfghjkl;'`", "\\", "zxcvbnm,./", " ", "\\"),
             _table("!@#$%^&*()_+", "QWERTYUIOP{}", 'ASDFGHJKL:"~', "|", "ZXCVBNM<>?", " ", "|"))
 
+UK = Layout(0x809, "UK", _table("1234567890-=", "qwertyuiop[]", "asdfghjkl;'`", "#", "zxcvbnm,./", " ", "\\"),
+            _table('!"£$%^&*()_+', "QWERTYUIOP{}", "ASDFGHJKL:@¬", "~", "ZXCVBNM<>?", " ", "|"),
+            {0x05: "€"})
+
 DE = Layout(0x407, "German",
             _table("1234567890ß´", "qwertzuiopü+", "asdfghjklöä^", "#", "yxcvbnm,.-", " ", "<"),
             _table('!"§$%&/()=?`', "QWERTZUIOPÜ*", "ASDFGHJKLÖÄ°", "'", "YXCVBNM;:_", " ", ">"),
@@ -53,7 +58,7 @@ FR = Layout(0x40C, "French",
              0x0B: "@", 0x0C: "]", 0x0D: "}", 0x12: "€", 0x1B: "¤"},
             frozenset("^¨~`"))
 
-LAYOUTS = {0x409: US, 0x407: DE, 0x807: DE, 0x40C: FR, 0x80C: FR}
+LAYOUTS = {0x409: US, 0x809: UK, 0x407: DE, 0x807: DE, 0x40C: FR, 0x80C: FR}
 _COMBINING = {"´": "\u0301", "`": "\u0300", "^": "\u0302", "¨": "\u0308", "~": "\u0303"}
 
 # scancodes of keys that are not characters (extended flag noted where it matters)

@@ -10,7 +10,7 @@ from rdp_corpus import MANIFEST, RDP, decode_file
 from reconstruct.events import DecodeError, Metadata
 from reconstruct.rdp import KeyLogLookup, RDPDecoder
 from reconstruct.rdp.keylog import parse_keylog
-from reconstruct.rdp.layout import DE, FR, US, Keyboard, LineEditor, layout_for
+from reconstruct.rdp.layout import DE, FR, UK, US, Keyboard, LineEditor, layout_for
 from sensor.pipeline import read_streams
 from sensor.streams import StreamClosed, StreamData
 
@@ -92,6 +92,7 @@ def typed(layout, keys) -> str:
     (FR, [0x03, ("shift", 0x03), ("altgr", 0x0B), 0x27], "é2@m"),
     (DE, [0x29, 0x12, 0x0D, 0x12], "êé"),             # dead keys ^ and ´ compose
     (US, [0x1E, 0x30, 0x0E, 0x2E], "ac"),             # backspace erases
+    (UK, [("shift", 0x03), ("shift", 0x04), ("shift", 0x28), 0x2B], '"£@#'),
 ])
 def test_scancodes_read_with_the_clients_layout(layout, keys, text):
     assert typed(layout, keys) == text
