@@ -470,9 +470,13 @@ class RDPDecoder:
         self._meta("encryption_level", mcs.ENCRYPTION_LEVELS.get(sd.encryption_level, sd.encryption_level))
         if self.tls is None:
             self._meta("security", f"Standard RDP Security ({method})" if sd.encryption_method else "none")
-            if sd.certificate:
-                version = struct.unpack_from("<I", sd.certificate, 0)[0] & 0x7FFFFFFF
+            if len(sd.certificate) >= 8:
+                raw = struct.unpack_from("<I", sd.certificate, 0)[0]
+                version = raw & 0x7FFFFFFF
                 self._meta("cert_type", {1: "proprietary", 2: "X.509"}.get(version, str(version)))
+                self._meta("cert_permanent", "false" if raw & 0x80000000 else "true")   # Zeek rdp.log
+                count = struct.unpack_from("<I", sd.certificate, 4)[0] if version == 2 else 1
+                self._meta("cert_count", count)
         else:
             self._meta("security", f"{x224.protocols_text(self.confirm.selected_protocol)} "
                                    f"({self.tls.version}, {self.tls.suite.name if self.tls.suite else '?'})")

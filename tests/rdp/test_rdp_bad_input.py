@@ -100,6 +100,7 @@ def test_without_any_secret_a_session_is_metadata_only_not_an_error():
             assert meta["keyboard_layout"].startswith("0x0409") and meta["client_build"] == "18363"
             assert meta["encryption_method"] == "128BIT" and meta["encryption_level"] == "HIGH"
             assert meta["cert_type"] == "proprietary" and meta["channels"] == "rdpdr,rdpsnd,cliprdr"
+            assert meta["cert_count"] == "1" and meta["cert_permanent"] == "true"
 
 
 def test_decoding_goes_on_after_gaps():
