@@ -243,6 +243,14 @@ class Catalog:
             con.execute("ROLLBACK")
             raise
 
+    def close_interrupted(self, sid: str, status: str, reason: str, end_ts: float | None, end_reason: str,
+                          recordings: list[str]) -> None:
+        """A session whose writer stopped mid-way (the live sensor was killed): keep what was
+        checkpointed, say why it stops there. (Used by appliance/sensor_daemon.py.)"""
+        self.con.execute("UPDATE sessions SET status = ?, status_reason = ?, end_ts = coalesce(end_ts, ?), "
+                         "end_reason = ?, recordings = ? WHERE id = ?",
+                         [status, reason, end_ts, end_reason, recordings, sid])
+
     def sessions(self, flt: SessionFilter | None = None) -> list[dict[str, Any]]:
         flt = flt or SessionFilter()
         where, args = self._where(flt)
