@@ -191,6 +191,11 @@ class CatalogReader:
         self._key = key
         self._base = duckdb.connect(":memory:")
         load_openssl(self._base)
+        # the catalog's IPv6 zone test is a Python function; DuckDB functions belong to the
+        # instance, so register it once here rather than once per request's cursor
+        registrar = Catalog.__new__(Catalog)
+        registrar.con = self._base
+        registrar._register_in_net6()
         self._lock = threading.Lock()
         self._users = 0
 
@@ -226,6 +231,7 @@ class _Attached(Catalog):
         self.path = reader.path
         self.con = cur
         self._reader = reader
+        self._net6 = True  # registered on the shared instance by the reader
 
     def close(self) -> None:
         self._reader._release(self.con)
