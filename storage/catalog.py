@@ -401,8 +401,12 @@ class Catalog:
             except ValueError:
                 return False
 
-        self.con.create_function("st_in_net6", in_net6, ["VARCHAR", "VARCHAR"], "BOOLEAN",
-                                 null_handling="special")
+        try:
+            self.con.create_function("st_in_net6", in_net6, ["VARCHAR", "VARCHAR"], "BOOLEAN",
+                                     null_handling="special")
+        except duckdb.CatalogException as e:  # functions belong to the DuckDB instance, shared by cursors
+            if "already exists" not in str(e):
+                raise
         self._net6 = True
 
     def _dicts(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
