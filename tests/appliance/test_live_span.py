@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -17,11 +18,15 @@ from conftest import ROOT, Sensor, SyslogReceiver, free_port, json_doc, json_lin
 PCAPS = ROOT / "pcaps"
 TELNET = [PCAPS / "telnet" / n for n in ("t1_inetutils_full_session.pcap", "t2_failed_then_success.pcap",
                                           "t4_two_concurrent_sessions.pcap")]
+# Telnet on port 40023: only content detection finds it
+A12 = PCAPS / "adversarial" / "a12_port_40023.pcap"
 SSH = PCAPS / "ssh" / "a01_shell_curve25519_aes128ctr.pcap"
 SSH_KEYS = PCAPS / "ssh" / "a01_shell_curve25519_aes128ctr.keylog"
 MANIFEST = {**json.loads((PCAPS / "telnet" / "manifest.json").read_text()),
+            **json.loads((PCAPS / "adversarial" / "manifest.json").read_text()),
             **json.loads((PCAPS / "ssh" / "manifest.json").read_text())}
-EXPECTED_SESSIONS = sum(len(MANIFEST[p.name]["sessions"]) for p in [*TELNET, SSH])
+REPLAYED = [*TELNET, A12, SSH]
+EXPECTED_SESSIONS = sum(len(MANIFEST[p.name]["sessions"]) for p in REPLAYED)
 
 
 def key(s: dict) -> tuple:
@@ -50,7 +55,13 @@ def scenario(span, tmp_path_factory):
     conf.write_text(f"""
 [capture]
 interface = "{span.mirror}"
+subnets = ["127.0.0.0/8", "10.20.0.0/16"]
 ports = [22, 23, 2222, 2323, 3389]
+content_detection = true
+
+[capture.ring]
+file_mb = 1
+files = 100
 
 [sessions]
 checkpoint_seconds = 1
@@ -73,7 +84,7 @@ listen = "127.0.0.1:{metrics_port}"
     sensor = Sensor(live_home, "--config", str(conf))
     sensor.wait_started()
     try:
-        replayed = span.replay(*TELNET, SSH)
+        replayed = span.replay(*REPLAYED)
         wait_for("every replayed session to end", lambda: (
             (st := sensor.status()) and sum(st["counters"]["sessions_total"].values()) == EXPECTED_SESSIONS
             and st["counters"]["sessions_active"] == 0 and not st["sessions"]), timeout=60)
@@ -85,7 +96,7 @@ listen = "127.0.0.1:{metrics_port}"
     finally:
         rc = sensor.stop()
     assert rc == 0, sensor.log()
-    for p in [*TELNET, SSH]:
+    for p in REPLAYED:
         run(import_home, "import", "-q", str(p), *(["--keys", str(SSH_KEYS)] if p == SSH else []))
     return {"live": summary(live_home), "import": summary(import_home), "tcp": tcp.messages, "udp": udp.messages,
             "metrics": metrics, "health": health, "home": live_home, "replayed": replayed, "log": sensor.log()}
@@ -104,7 +115,7 @@ def test_live_equals_import(scenario):
 def test_live_matches_the_manifests(scenario):
     """Independently of the importer: users and commands the scenario scripts typed."""
     live = scenario["live"]
-    for p in [*TELNET, SSH]:
+    for p in REPLAYED:
         for w in MANIFEST[p.name]["sessions"]:
             found = [s for k, s in live.items() if k[0] == w["protocol"] and k[3] == w["server_port"]
                      and s["commands"] == w["commands"]]
@@ -152,7 +163,20 @@ def test_metrics_and_health_report_a_complete_capture(scenario):
     assert packets == sent                      # every frame tcpreplay sent was captured (all on admin ports)
     assert 'sessiontap_drops_total{stage="kernel"} 0' in m
     assert 'sessiontap_drops_total{stage="sensor"} 0' in m
-    assert 'sessiontap_sessions_total{protocol="telnet"} 4' in m
+    assert 'sessiontap_sessions_total{protocol="telnet"} 5' in m
     assert "sessiontap_disk_free_bytes" in m
     assert scenario["health"].returncode == 0, scenario["health"].stdout.decode()
     assert "drops: kernel 0, sensor 0" in scenario["health"].stdout.decode()
+
+
+def test_raw_ring_kept_every_packet(scenario, tshark):
+    """The packets themselves, as evidence: the ring's pcap files hold every frame sent, and
+    tshark (not our reader) reads them."""
+    files = sorted((scenario["home"] / "raw").glob("raw-*.pcap"))
+    assert files
+    total = 0
+    for f in files:
+        p = subprocess.run([tshark, "-r", str(f), "-T", "fields", "-e", "frame.number"], capture_output=True,
+                           text=True, check=True)
+        total += len(p.stdout.split())
+    assert total == int(scenario["replayed"].split("Actual: ")[1].split()[0])
