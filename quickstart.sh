@@ -9,7 +9,8 @@ cd "$(dirname "$0")"
 what="${1:-}"
 case "$what" in demo|test|install) ;; *) echo "usage: $0 demo|test|install" >&2; exit 2 ;; esac
 
-DEB_PACKAGES=(python3 python3-venv python3-pip tshark asciinema)
+# tshark: the tests' oracle; asciinema: recordings must play; the libraries: Qt offscreen for RDP video
+DEB_PACKAGES=(python3 python3-venv python3-pip tshark asciinema libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
@@ -34,7 +35,9 @@ if [ ! -x .venv/bin/python ]; then
   $PY -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -i "warning\|ignored" >&2 || true
+.venv/bin/python -m pip install -q -e '.[test,video]' 2>&1 | grep -v -i "warning\|ignored" >&2 || true
+# PyRDP (RDP parsers and replay format): its pins are too old to honour, see pyproject.toml
+.venv/bin/python -m pip install -q --no-deps 'pyrdp-mitm==2.1.0' 2>&1 | grep -v -i "warning\|ignored" >&2 || true
 .venv/bin/python -c 'import appliance.cli' || { echo "installation failed" >&2; exit 1; }
 
 if [ "$what" = demo ]; then

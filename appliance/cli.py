@@ -33,8 +33,13 @@ def emit(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
+def warn(message: str) -> None:
+    """One plain line on stderr (never wrapped: scripts and people grep these)."""
+    sys.stderr.write(f"sessiontap: {message}\n")
+
+
 def fail(message: str, code: int = 2) -> int:
-    err.print(f"sessiontap: {message}", markup=False)
+    warn(message)
     return code
 
 
@@ -66,7 +71,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     results = []
     missing = [p for p in args.files if not os.path.isfile(p)]
     for p in missing:
-        err.print(f"sessiontap: {p}: no such file", markup=False)
+        warn(f"{p}: no such file")
     files = [p for p in args.files if p not in missing]
     with home.catalog() as catalog:
         store = home.store()
@@ -79,9 +84,13 @@ def cmd_import(args: argparse.Namespace) -> int:
                                            progress=lambda done, total, t=task: bar.update(t, completed=done))
                 results.append(res)
                 if res.error:
-                    err.print(f"sessiontap: {res.error}", markup=False)
+                    warn(res.error)
                 for p in res.problems:
-                    err.print(f"sessiontap: warning: {p}; sessions from the readable part were kept", markup=False)
+                    warn(f"warning: {p}; sessions from the readable part were kept")
+                for s in res.sessions:
+                    if s["status"] == "decode_error":
+                        warn(f"{path}: session {s['id'][:12]} ({s['protocol']} {s['client']} -> {s['server']}) "
+                             f"could not be decoded: {s['status_reason']}; its metadata and raw streams are kept")
     if args.json:
         for res in results:
             for s in res.sessions:

@@ -167,6 +167,10 @@ class Importer:
                 if not store.exists(rec.id, name) and name not in names:
                     puts.append((rec.id, name, f.content, meta))
                 names.append(name)
+        for base, data in rec.artefacts.items():
+            name = _free_name(store, rec.id, base)
+            names.append(name)
+            puts.append((rec.id, name, data, meta))
         if any(isinstance(e, Output) for e in rec.terminal):
             cast = render_cast(rec)
             if cast:
@@ -230,6 +234,7 @@ class SessionBatch:
 
     def add(self, rec: SessionRecord, names: list[str], puts: list[tuple[str, str, bytes, dict]]) -> None:
         rec.terminal = []                # in ``puts`` already; the catalog row needs none of it
+        rec.artefacts = {}
         self.items.append((rec, names))
         self.puts.extend(puts)
         self.size += sum(len(p[2]) for p in puts)

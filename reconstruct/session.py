@@ -76,6 +76,7 @@ class SessionRecord:
     gaps: list[Gap] = field(default_factory=list)
     files: list[FileTransfer] = field(default_factory=list)
     terminal: list[Event] = field(default_factory=list)   # Output/Input/Resize/Tagged for the cast
+    artefacts: dict[str, bytes] = field(default_factory=dict)  # decoder-made recordings ("rdp.pyrdp")
     truncated: bool = False
 
     @property
@@ -128,8 +129,22 @@ class SessionReconstructor:
     def close(self, ts: float, reason: str) -> SessionRecord:
         if not self.failed:
             self._call(lambda: self.decoder.close(ts, reason), ts)  # type: ignore[union-attr]
+        replay = getattr(self.decoder, "replay", None)
+        if replay is not None:
+            # a decoder that rebuilds a native recording (RDP: a PyRDP replay) hands it over here
+            try:
+                data = replay()
+            except Exception as e:
+                self._take([DecodeError(ts, f"replay could not be built: {type(e).__name__}: {e}", fatal=False)])
+                data = None
+            if data:
+                name = getattr(self.decoder, "replay_name", "rdp.pyrdp" if self.record.protocol == "rdp"
+                               else f"{self.record.protocol}.replay")
+                self.record.artefacts[name] = data
         if self.record.end is None:
             self._take([SessionEnded(ts, reason)])
+        if self.record.user is None and self.record.metadata.get("user-hint"):
+            self.record.user = self.record.metadata["user-hint"]
         if reason in ("idle", "capture-end", "evicted") and self.record.status == "complete":
             self.record.status = "partial"
             self.record.status_reason = {
@@ -179,6 +194,10 @@ class SessionReconstructor:
                 rec.decrypt_reason = ev.value
             elif ev.key in ("user", "env-user") and not rec.user:
                 rec.user = ev.value
+            elif ev.key == "cookie" and ev.value:
+                # the RDP X.224 cookie (mstshash=) names the user in clear: a hint, used only when
+                # nothing better (Client Info, NTLM) was seen -- as in Zeek's rdp.log
+                rec.metadata.setdefault("user-hint", ev.value.split("=", 1)[-1])
             rec.metadata[ev.key] = ev.value
             return
         elif isinstance(ev, AuthAttempt):

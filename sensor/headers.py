@@ -66,21 +66,25 @@ class Segments:
 
 
 class _Gather:
-    __slots__ = ("a", "limit")
+    """Big-endian fields at many offsets at once. Offsets past the end are clamped so that a
+    field of width w never reads beyond the slab (the frames they belong to are masked out by
+    the length checks); each width clamps to its own limit, so a field in the slab's last
+    bytes is still read right."""
+    __slots__ = ("a", "n")
 
     def __init__(self, a: np.ndarray, limit: int) -> None:
-        self.a, self.limit = a, limit
+        self.a, self.n = a, len(a)
 
     def u8(self, i: np.ndarray) -> np.ndarray:
-        return self.a[np.minimum(i, self.limit)].astype(np.int64)
+        return self.a[np.minimum(i, self.n - 1)].astype(np.int64)
 
     def be16(self, i: np.ndarray) -> np.ndarray:
-        i = np.minimum(i, self.limit)
+        i = np.minimum(i, self.n - 2)
         a = self.a
         return (a[i].astype(np.int64) << 8) | a[i + 1]
 
     def be32(self, i: np.ndarray) -> np.ndarray:
-        i = np.minimum(i, self.limit)
+        i = np.minimum(i, self.n - 4)
         a = self.a
         return ((a[i].astype(np.int64) << 24) | (a[i + 1].astype(np.int64) << 16)
                 | (a[i + 2].astype(np.int64) << 8) | a[i + 3])
@@ -170,7 +174,7 @@ def _decode(batch: Batch) -> Headers:
     e2 = _mix((dst << np.uint64(16)) ^ dport.astype(np.uint64))
     key = _mix(np.minimum(e1, e2) * _GOLD + np.maximum(e1, e2))
     return Headers(ok=ok, key=key, flags=flags, l3=l3, l4=l4, v6=v6, ip_end=ip_end, end=end,
-                   sport=sport, dport=dport, a=a, limit=g.limit)
+                   sport=sport, dport=dport, a=a, limit=g.n)
 
 
 def segments(h: Headers, idx: np.ndarray) -> Segments:

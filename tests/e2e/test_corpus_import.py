@@ -11,7 +11,7 @@ import pytest
 from corpus import entries, key_args
 
 # protocols whose decoders are complete enough for the manifests to be the contract
-READY = ("telnet", "adversarial", "ssh")
+READY = ("telnet", "adversarial", "ssh", "rdp")
 CASES = entries(*READY)
 
 
