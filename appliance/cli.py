@@ -23,9 +23,10 @@ from storage.catalog import Catalog, SessionFilter, iso, parse_time
 EXTRA_COMMAND_MODULES = ("appliance.cli_vault", "appliance.cli_keys", "appliance.cli_rdp", "appliance.cli_sensor",
                          "appliance.cli_console")
 
-# pipes and files get wide tables, not the 80 columns rich assumes without a terminal
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+# pipes and files get tables at their natural width, not cut to the 80 columns rich assumes
+# without a terminal
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 1000)
 
 
 def emit(line: str) -> None:
