@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT
+from console_harness import ROOT
 
 
 def test_sign_in_needs_password_and_a_fresh_totp_code(console):
@@ -168,7 +168,7 @@ def test_an_auditor_of_another_zone_cannot_see_the_session_even_by_id(console, t
     assert bad.status == 400 and "not an IP network" in bad.json()["error"]
     other = a.call("POST", "/api/users", {"name": "judy", "role": "auditor", "zones": ["plant-b"]}).json()
     mine = a.call("POST", "/api/users", {"name": "ken", "role": "auditor", "zones": ["lab"]}).json()
-    from conftest import User
+    from console_harness import User
     judy = User("judy", "auditor", other["password"], other["totp_secret"])
     ken = User("ken", "auditor", mine["password"], mine["totp_secret"])
     j, k = console.client(), console.client()

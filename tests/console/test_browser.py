@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import T2
+from console_harness import T2
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

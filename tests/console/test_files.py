@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, Running
+from console_harness import ROOT, Running
 
 CAP = ROOT / "pcaps" / "ssh" / "a10_scp_legacy_curve25519_aes128gcm.pcap"
 

@@ -9,7 +9,7 @@ import sys
 import time
 
 import dpkt
-from conftest import ROOT, T2, Running
+from console_harness import ROOT, T2, Running
 from test_browser import browser, sign_in  # noqa: F401  (the Chromium fixture)
 
 

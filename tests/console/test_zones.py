@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, T2, Running, import_captures
+from console_harness import ROOT, T2, Running, import_captures
 
 CAPTURES = [ROOT / "pcaps" / "adversarial" / "a01_ethernet.pcap", ROOT / "pcaps" / "adversarial" / "a04_ipv6.pcap", T2]
 

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 
-from conftest import ROOT
+from console_harness import ROOT
 
 
 def run(home, *args, check=True):
