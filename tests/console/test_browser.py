@@ -140,3 +140,35 @@ def test_an_auditor_scoped_to_another_zone_does_not_get_the_session(console, bro
     status = page.evaluate(f"fetch('/api/sessions/{t2_session_id}/recording').then(r => r.status)")
     assert status == 404
     page.close()
+
+
+def test_admin_creates_a_user_in_the_page_who_then_signs_in_and_gets_a_new_role(console, browser):
+    from console_harness import User
+
+    admin = console.user("uli", "admin")
+    page = browser.new_page()
+    sign_in(page, console.url, admin)
+    page.wait_for_selector("#users tbody tr")
+    page.fill("#new-name", "tina")
+    page.select_option("#new-role", "analyst")
+    page.click("#user-form button[type=submit]")
+    page.wait_for_selector("#new-credentials:has-text('password:')")
+    shown = page.inner_text("#new-credentials")
+    password = shown.split("password: ")[1].split()[0]
+    secret = shown.split("TOTP secret: ")[1].split()[0]
+    tina = User("tina", "analyst", password, secret)
+    c = console.client()  # (not this browser: its one profile holds the admin's cookie)
+    assert c.sign_in(tina).status == 200 and c.call("GET", "/api/me").json()["role"] == "analyst"
+    row = page.locator("#users tbody tr[data-user='tina']")
+    row.locator("select").select_option("auditor")
+    row.locator("button:has-text('Save')").click()
+    page.wait_for_selector("#audit-box")
+    for _ in range(100):  # wait for the PATCH the Save button sent to land
+        if console.accounts.store.user("tina")["role"] == "auditor":
+            break
+        page.wait_for_timeout(100)
+    assert console.accounts.store.user("tina")["role"] == "auditor"
+    assert c.call("GET", "/api/me").status == 401  # new rights: signed out, signs in again
+    page.locator("#users tbody tr[data-user='tina'] button:has-text('Disable')").click()
+    page.wait_for_selector("#users tbody tr[data-user='tina'] td:has-text('disabled')")
+    page.close()

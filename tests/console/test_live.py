@@ -47,6 +47,12 @@ def test_a_session_in_progress_appears_live_and_completes_without_reload(browser
         # what has been recorded so far already replays (the sensor's checkpoint parts, audited)
         cast = page.evaluate(f"() => fetch('/api/sessions/{sid}/recording').then(r => r.text())")
         assert cast.startswith('{"version": 2') and "tndemo" in cast
+        watch = browser.new_page()
+        watch.goto(f"{console.url}/sessions/{sid}")
+        watch.wait_for_function("() => window.stReady === true")
+        assert "live" in watch.inner_text("#title") and "in progress" in watch.inner_text("#meta")
+        assert "exit" not in watch.inner_text("#commands")
+        watch.evaluate("() => { window.stSamePage = 'yes'; }")
 
         for ts, buf in pkts[mid:]:
             pcap.writepkt(buf, ts)
@@ -55,6 +61,12 @@ def test_a_session_in_progress_appears_live_and_completes_without_reload(browser
         page.wait_for_selector(f"#sessions tbody tr[data-id='{sid}']:not(.live)", timeout=30_000)
         assert "complete" in page.inner_text(f"#sessions tbody tr[data-id='{sid}']")
         assert page.evaluate("() => window.stSamePage") == "yes"  # no reload happened
+        # the session page followed it too: finished, every command listed, the end replayable
+        watch.wait_for_selector("#meta dd:has-text('complete')", timeout=30_000)
+        watch.wait_for_selector("#commands a:has-text('exit')", timeout=30_000)
+        assert "live" not in watch.inner_text("#title")
+        assert watch.evaluate("() => window.stSamePage") == "yes"
+        watch.close()
         page.close()
     finally:
         if sensor is not None and sensor.poll() is None:

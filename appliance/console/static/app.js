@@ -202,6 +202,22 @@ function hashTime() {
   return m ? parseFloat(m[1]) : 0;
 }
 
+function renderCommands(s) {
+  document.getElementById("commands").replaceChildren(...s.commands.map((c) => el("li", {},
+    el("a", { href: `#t=${c.offset}`, "data-offset": String(c.offset), text: `+${c.offset.toFixed(1)}s  ${c.text}`,
+      class: c.tags.length ? "tagged" : "",
+      onclick: (ev) => { ev.preventDefault(); history.replaceState(null, "", `#t=${c.offset}`); jump(c.offset); } }))));
+}
+
+async function reloadRecording(s) {
+  // a session in progress: its recording grew (or was finished); keep the player where it was
+  const t = window.stRecordingTime ? window.stRecordingTime() : 0;
+  REPLAY.cast = await api("GET", `/api/sessions/${s.id}/recording`);
+  REPLAY.events = castTimes(REPLAY.cast);
+  makePlayer(t);
+  if (t > 0) await jump(t);
+}
+
 async function setupReplay(s) {
   const box = document.getElementById("replay");
   box.hidden = false;
@@ -210,11 +226,7 @@ async function setupReplay(s) {
   const t0 = hashTime();
   makePlayer(t0);
   if (t0 > 0) await jump(t0);
-  const list = document.getElementById("commands");
-  list.replaceChildren(...s.commands.map((c) => el("li", {},
-    el("a", { href: `#t=${c.offset}`, "data-offset": String(c.offset), text: `+${c.offset.toFixed(1)}s  ${c.text}`,
-      class: c.tags.length ? "tagged" : "",
-      onclick: (ev) => { ev.preventDefault(); history.replaceState(null, "", `#t=${c.offset}`); jump(c.offset); } }))));
+  renderCommands(s);
   document.getElementById("speed").addEventListener("change", (ev) => {
     const t = window.stRecordingTime(); REPLAY.speed = parseFloat(ev.target.value); makePlayer(t); jump(t);
   });
@@ -225,6 +237,33 @@ async function setupReplay(s) {
     if (REPLAY.player) document.getElementById("player-time").textContent = `at ${window.stRecordingTime().toFixed(1)} s of the recording`;
   }, 500);
   window.addEventListener("hashchange", () => jump(hashTime()));
+}
+
+function renderTimeline(s) {
+  const tl = document.querySelector("#timeline tbody");
+  const jumpable = s.replay && s.replay.terminal;
+  const events = (s.events || []).slice().sort((a, b) => a.offset - b.offset);
+  tl.replaceChildren(...events.map((e) => el("tr", { class: e.severity !== "info" ? "sev-" + e.severity : "" },
+    el("td", {}, jumpable ? el("a", { href: `#t=${e.offset}`, text: e.offset.toFixed(1) }) : el("span", { text: e.offset.toFixed(1) })),
+    el("td", { text: e.kind }), el("td", { text: e.text }),
+    el("td", {}, ...e.tags.map((t) => el("span", { class: "tag", text: t }))))));
+}
+
+function followLive(s) {
+  // server-sent events say when the catalog changed; then this session is fetched again
+  const es = new EventSource("/api/live");
+  es.addEventListener("sessions", async () => {
+    const fresh = await api("GET", `/api/sessions/${s.id}`).catch(() => null);
+    if (!fresh) return;
+    const grew = fresh.events && s.events && fresh.events.length !== s.events.length;
+    const ended = !fresh.live;
+    Object.assign(s, fresh);
+    renderMeta(s); renderTimeline(s);
+    if (s.commands) renderCommands(s);
+    if (s.replay && s.replay.terminal && !REPLAY.player) await setupReplay(s).catch(() => {});
+    else if (s.replay && s.replay.terminal && (grew || ended)) await reloadRecording(s).catch(() => {});
+    if (ended) es.close();
+  });
 }
 
 function renderMeta(s) {
@@ -294,13 +333,7 @@ async function sessionPage() {
     }
   }
   if (!can("content")) document.getElementById("no-content").hidden = false;
-  const tl = document.querySelector("#timeline tbody");
-  const jumpable = s.replay && s.replay.terminal;
-  const events = (s.events || []).slice().sort((a, b) => a.offset - b.offset);
-  tl.replaceChildren(...events.map((e) => el("tr", { class: e.severity !== "info" ? "sev-" + e.severity : "" },
-    el("td", {}, jumpable ? el("a", { href: `#t=${e.offset}`, text: e.offset.toFixed(1) }) : el("span", { text: e.offset.toFixed(1) })),
-    el("td", { text: e.kind }), el("td", { text: e.text }),
-    el("td", {}, ...e.tags.map((t) => el("span", { class: "tag", text: t }))))));
+  renderTimeline(s);
   if (s.files && s.files.length) {
     document.getElementById("files-box").hidden = false;
     document.querySelector("#files tbody").replaceChildren(...s.files.map((f) => el("tr", {},
@@ -313,21 +346,47 @@ async function sessionPage() {
     document.getElementById("video").src = `/api/sessions/${s.id}/video`;
   }
   if (s.replay && s.replay.terminal) await setupReplay(s);
+  if (s.live) followLive(s);
   window.stReady = true;
 }
 
 // -- admin ------------------------------------------------------------------------------------------
+function showCredentials(r, what) {
+  const out = document.getElementById("new-credentials");
+  out.textContent = `${what} ${r.name}${r.role ? ` (${r.role})` : ""}\npassword: ${r.password}\nTOTP secret: ${r.totp_secret}\n${r.totp_uri}\nshown once: give it to the user now`;
+  out.hidden = false;
+}
+
+function userRow(u) {
+  const path = `/api/users/${encodeURIComponent(u.name)}`;
+  const role = el("select", { "aria-label": `role of ${u.name}` },
+    ...["admin", "auditor", "analyst"].map((r) => { const o = el("option", { text: r }); o.selected = r === u.role; return o; }));
+  const zones = el("input", { value: u.zones.join(", "), "aria-label": `zones of ${u.name}`, size: "18" });
+  const act = async (body) => {
+    try { await api("PATCH", path, body); } catch (e) { alert(e.message); }
+    ADMIN.refresh();
+  };
+  const buttons = el("td", { class: "actions" },
+    el("button", { type: "button", text: "Save", onclick: () => act({ role: role.value,
+      zones: zones.value.split(",").map((z) => z.trim()).filter(Boolean) }) }),
+    el("button", { type: "button", text: u.disabled ? "Enable" : "Disable", onclick: () => act({ disabled: !u.disabled }) }),
+    el("button", { type: "button", text: "New password + 2FA", onclick: async () => {
+      if (!confirm(`New password and TOTP secret for ${u.name}? They will be signed out.`)) return;
+      try { showCredentials(await api("POST", `${path}/reset`), "reset"); } catch (e) { alert(e.message); }
+      ADMIN.refresh(); } }));
+  if (u.locked) buttons.append(el("button", { type: "button", text: "Unlock", onclick: () => act({ unlock: true }) }));
+  return el("tr", { "data-user": u.name }, el("td", { text: u.name }), el("td", {}, role), el("td", {}, zones),
+    el("td", { text: u.disabled ? "disabled" : (u.locked ? `locked (${u.failures} failures)` : "active") }), buttons);
+}
+
+const ADMIN = { refresh: async () => {} };
+
 async function adminPage() {
   await header();
-  const refresh = async () => {
+  const refresh = ADMIN.refresh = async () => {
     const [users, zones, tokens, audit] = await Promise.all([api("GET", "/api/users"), api("GET", "/api/zones"),
       api("GET", "/api/tokens"), api("GET", "/api/audit?limit=100")]);
-    document.querySelector("#users tbody").replaceChildren(...users.users.map((u) => el("tr", {},
-      el("td", { text: u.name }), el("td", { text: u.role }), el("td", { text: u.zones.join(", ") }),
-      el("td", { text: u.disabled ? "disabled" : (u.locked ? "locked" : "active") }),
-      el("td", {}, u.locked ? el("button", { type: "button", text: "Unlock", onclick: async () => {
-        await api("PATCH", `/api/users/${encodeURIComponent(u.name)}`, { unlock: true }); refresh(); } })
-        : el("span", { text: "" })))));
+    document.querySelector("#users tbody").replaceChildren(...users.users.map(userRow));
     document.querySelector("#zones tbody").replaceChildren(...Object.entries(zones.zones).map(([n, c]) =>
       el("tr", {}, el("td", { text: n }), el("td", { text: c.join(", ") }))));
     document.querySelector("#tokens tbody").replaceChildren(...tokens.tokens.map((t) => el("tr", {},
@@ -349,9 +408,8 @@ async function adminPage() {
       const zones = document.getElementById("new-zones").value.split(",").map((z) => z.trim()).filter(Boolean);
       const r = await api("POST", "/api/users", { name: document.getElementById("new-name").value,
         role: document.getElementById("new-role").value, zones });
-      out.textContent = `user ${r.name} (${r.role})\npassword: ${r.password}\nTOTP secret: ${r.totp_secret}\n${r.totp_uri}\nshown once: give it to the user now`;
-    } catch (e) { out.textContent = e.message; }
-    out.hidden = false;
+      showCredentials(r, "user");
+    } catch (e) { out.textContent = e.message; out.hidden = false; }
     refresh();
   });
   document.getElementById("zone-form").addEventListener("submit", async (ev) => {
