@@ -30,7 +30,7 @@ import traceback
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from appliance.console.access import Forbidden
 from appliance.console.api import Api, ApiError, Ctx, Raw, Stream
@@ -247,8 +247,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         found = api.match(method, path)
         if found is None:
             raise ApiError(404, f"no such API endpoint: {path}")
-        route, pathargs = found
-        query = parse_qs(url.query, keep_blank_values=True, max_num_fields=50) if url.query else {}
+        route, raw_args = found
+        # matched on the raw path (an encoded / stays inside its segment), decoded afterwards
+        try:
+            pathargs = {k: unquote(v, errors="strict") for k, v in raw_args.items()}
+        except UnicodeDecodeError:
+            raise ApiError(400, "the URL path is not valid UTF-8") from None
+        try:
+            query = parse_qs(url.query, keep_blank_values=True, max_num_fields=50) if url.query else {}
+        except ValueError:
+            raise ApiError(400, "too many query parameters") from None
 
         principal, web_token, ws = None, None, None
         bearer = self.headers.get("Authorization", "")

@@ -189,6 +189,15 @@ def test_an_auditor_of_another_zone_cannot_see_the_session_even_by_id(console, t
     assert script.call("GET", "/api/sessions").json()["total"] == 0
 
 
+def test_path_parameters_are_decoded_after_matching(console):
+    admin = console.user("zed@ops", "admin")
+    c = console.client()
+    assert c.sign_in(admin).status == 200
+    r = c.call("PATCH", "/api/users/zed%40ops", {"unlock": True})
+    assert r.status == 200 and r.json()["name"] == "zed@ops"
+    assert c.call("PATCH", "/api/users/zed%2Fops", {"unlock": True}).status == 404
+
+
 def test_api_token_for_scripts_works_without_cookie_or_csrf_and_can_be_revoked(console, t2_session_id):
     u = console.user("leo", "auditor")
     c = console.client()
@@ -236,6 +245,7 @@ def auditor(console):
     ("/api/sessions?limit=0", 400), ("/api/sessions?limit=abc", 400), ("/api/sessions?protocol=ftp", 400),
     ("/api/sessions?since=yesterday", 400), ("/api/sessions?bogus=1", 400), ("/api/sessions/zz", 400),
     ("/api/sessions/0123456789abcdef", 404), ("/api/search?q=%28&regex=true", 400), ("/api/nothing", 404),
+    ("/api/sessions?" + "&".join(f"p{i}=1" for i in range(60)), 400), ("/api/sessions/%ff%fe", 400),
 ])
 def test_bad_requests_get_a_one_sentence_reason_not_a_crash(auditor, path, status):
     r = auditor.call("GET", path)
