@@ -112,6 +112,8 @@ class SessionFilter:
     offset: int | None = None
     newest_first: bool = False
     open: bool | None = None               # True: no end yet (in progress); False: ended
+    ids: list[str] | None = None           # only these sessions (e.g. the ones marked reviewed)
+    not_ids: list[str] | None = None       # none of these
 
 
 class Catalog:
@@ -295,6 +297,10 @@ class Catalog:
         if flt.server_nets is not None:
             cond, nargs = self._net_condition("server_ip", flt.server_nets)
             where.append(cond); args.extend(nargs)
+        if flt.ids is not None:
+            where.append("list_contains(?::VARCHAR[], id)"); args.append(list(flt.ids))
+        if flt.not_ids:
+            where.append("NOT list_contains(?::VARCHAR[], id)"); args.append(list(flt.not_ids))
         return where, args
 
     def find_session(self, prefix: str) -> str | None:

@@ -447,17 +447,16 @@ class Api:
         cat = self.catalog()
         if cat is None:
             return {"total": 0, "sessions": []}
-        with cat:
-            if "reviewed" in q:
-                # the review mark lives in the console store: filter after the catalog's filters
-                rows = cat.sessions(flt)
-                marked = self.store.reviewed_ids([r["id"] for r in rows])
-                rows = [r for r in rows if (r["id"] in marked) == q["reviewed"]]
-                total, rows = len(rows), rows[offset:offset + limit]
+        if "reviewed" in q:  # the review mark lives in the console store; the catalog filters by id
+            marked_ids = self.store.all_reviewed()
+            if q["reviewed"]:
+                flt.ids = marked_ids
             else:
-                total = cat.count_sessions(flt)
-                flt.limit, flt.offset = limit, offset
-                rows = cat.sessions(flt)
+                flt.not_ids = marked_ids
+        with cat:
+            total = cat.count_sessions(flt)
+            flt.limit, flt.offset = limit, offset
+            rows = cat.sessions(flt)
         marked = self.store.reviewed_ids([r["id"] for r in rows])
         for r in rows:
             r["reviewed"] = r["id"] in marked

@@ -181,6 +181,9 @@ class ConsoleStore:
             return None
         return {"reviewed": bool(rows[0]["reviewed"]), "by": rows[0]["user"], "ts": rows[0]["ts"]}
 
+    def all_reviewed(self) -> list[str]:
+        return [r["session_id"] for r in self._rows("SELECT session_id FROM reviews WHERE reviewed = 1")]
+
     def reviewed_ids(self, ids: list[str]) -> set[str]:
         if not ids:
             return set()

@@ -210,6 +210,7 @@ def test_api_token_for_scripts_works_without_cookie_or_csrf_and_can_be_revoked(c
     assert r.status == 200 and r.json()["review"]["by"] == "leo"
     listed = script.call("GET", "/api/sessions?reviewed=true").json()
     assert [s["id"] for s in listed["sessions"]] == [t2_session_id]
+    assert script.call("GET", "/api/sessions?reviewed=false").json()["total"] == 0
     assert c.call("DELETE", f"/api/tokens/{made['id']}").status == 200
     assert script.call("GET", "/api/me").status == 401
     fake = console.client()
