@@ -343,8 +343,8 @@ class Catalog:
         if regex:
             cond, arg = "regexp_matches({col}, ?)", text
         else:
-            cond = "{col} ILIKE ? ESCAPE '\\'"
-            arg = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            # contains(lower(..)) scans about twice as fast as ILIKE '%..%' and needs no escaping
+            cond, arg = "contains(lower({col}), ?)", text.lower()
         c = cond.format
         sql = f"""
         SELECT h.session_id, h.ts, h.kind, h.text, h.tags, s.start_ts, s.protocol, s."user", s.server_ip
