@@ -88,7 +88,8 @@ def settle(read, quiet: float = 1.0, limit: float = 30.0) -> dict:  # type: igno
     while time.time() < deadline:
         time.sleep(quiet)
         now = read()
-        if now["packets"] == last["packets"]:
+        if now["packets"] == last["packets"] and not now.get("capture_queue_bytes") \
+                and now.get("updated", 1) != last.get("updated", 0):
             return now
         last = now
     return last
@@ -123,7 +124,8 @@ def bench_sensor(span: Span, pcap: Path, rates: list[int], seconds: float, home:
             cpu0 = proc_cpu(p.pid)
             t0 = time.time()
             r = span.replay(pcap, rate, max(1, round(rate * seconds / n)))
-            st1 = settle(lambda: json.loads(status.read_text())["counters"])
+            st1 = settle(lambda: {**(d := json.loads(status.read_text()))["counters"], "updated": d["updated"]},
+                         quiet=2.0, limit=120)
             wall = time.time() - t0
             out.append({"path": "sensor", "pps": rate, "sent": r["sent"], "achieved_pps": round(r["sent"] / r["seconds"]) if r["seconds"] else 0,
                         "captured": st1["packets"] - st0["packets"],
