@@ -9,8 +9,11 @@ cd "$(dirname "$0")"
 what="${1:-}"
 case "$what" in demo|test|install) ;; *) echo "usage: $0 demo|test|install" >&2; exit 2 ;; esac
 
-# tshark: the tests' oracle; asciinema: recordings must play; the libraries: Qt offscreen for RDP video
-DEB_PACKAGES=(python3 python3-venv python3-pip tshark asciinema libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+# tshark: the tests' oracle; asciinema: recordings must play; the libraries: Qt offscreen for RDP
+# video; tcpdump: the live sensor compiles its kernel filter with it; tcpreplay, iproute2, telnetd,
+# telnet, expect: the live tests' virtual SPAN port and real sessions
+DEB_PACKAGES=(python3 python3-venv python3-pip tshark asciinema libgl1 libegl1 libxkbcommon0 libfontconfig1
+              libdbus-1-3 tcpdump tcpreplay iproute2 inetutils-telnetd inetutils-telnet expect)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()

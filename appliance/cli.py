@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--user", help="user name (* wildcard)")
     s.add_argument("--client", help="client IP")
     s.add_argument("--server", help="server IP")
-    s.add_argument("--status", choices=["complete", "partial", "decode_error"])
+    s.add_argument("--status", choices=["complete", "partial", "decode_error", "live"])
     s.add_argument("--tag", help="only sessions with this tag (e.g. config-change)")
     s.add_argument("--since", help="ISO 8601 time (UTC if no zone) or epoch seconds")
     s.add_argument("--until")

@@ -47,10 +47,15 @@ def test_export_replay_and_video(cli, tmp_path):
 
 
 def test_bulk_compressed_session_exports_and_keyless_export_says_why(cli, tmp_path):
-    args = _import(cli, "rdp-tls13.pcap")
+    # imported without its key log: no replay could be built, and export says so
+    cli("import", "-q", str(RDP / "rdp-tls13.pcap"))
     sid = cli.json_lines("sessions", "--json")[0]["id"]
-    p = cli("export", sid, "--format", "pyrdp", "-o", str(tmp_path / "x.pyrdp"), check=False)   # no key
+    p = cli("export", sid, "--format", "pyrdp", "-o", str(tmp_path / "x.pyrdp"), check=False)
     assert p.returncode != 0 and b"no RDP replay" in p.stderr
+    # the key arrives: the replay is built and kept, and exports need no key any more
+    cli("keys", "add", str(RDP / MANIFEST["rdp-tls13.pcap"]["keys"]))
+    cli("export", sid, "--format", "pyrdp", "-o", str(tmp_path / "x.pyrdp"))
+    assert (tmp_path / "x.pyrdp").stat().st_size > 10000
     pytest.importorskip("PySide6", reason="optional video dependencies")
-    cli("export", sid, "--format", "mp4", "-o", str(tmp_path / "x.mp4"), *args)
+    cli("export", sid, "--format", "mp4", "-o", str(tmp_path / "x.mp4"))
     assert (tmp_path / "x.mp4").stat().st_size > 10000
