@@ -11,9 +11,10 @@ case "$what" in demo|test|install) ;; *) echo "usage: $0 demo|test|install" >&2;
 
 # tshark: the tests' oracle; asciinema: recordings must play; the libraries: Qt offscreen for RDP
 # video; tcpdump: the live sensor compiles its kernel filter with it; tcpreplay, iproute2, telnetd,
-# telnet, expect: the live tests' virtual SPAN port and real sessions
+# telnet, expect: the live tests' virtual SPAN port and real sessions; chromium: the console's
+# browser tests
 DEB_PACKAGES=(python3 python3-venv python3-pip tshark asciinema libgl1 libegl1 libxkbcommon0 libfontconfig1
-              libdbus-1-3 tcpdump tcpreplay iproute2 inetutils-telnetd inetutils-telnet expect)
+              libdbus-1-3 tcpdump tcpreplay iproute2 inetutils-telnetd inetutils-telnet expect chromium)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
