@@ -622,6 +622,8 @@ class Api:
             beat = time.monotonic()
             yield b"retry: 3000\n\n"
             while not self.stopping.is_set():
+                if self.accounts.principal(p.name) != p:
+                    return  # disabled, or role or zones changed since: the stream ends with them
                 try:
                     snap = self._live_snapshot(p)
                 except ApiError:
