@@ -246,6 +246,8 @@ class Api:
         self.live_interval = live_interval
         self.stopping = threading.Event()
         self._reader: CatalogReader | None = None
+        self._snaps: dict[tuple[str, ...] | None, tuple[float, dict[str, Any]]] = {}
+        self._snap_lock = threading.Lock()
         self.routes = self._routes()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -485,6 +487,8 @@ class Api:
                 c.pop("output", None)
             for f in s["files"]:
                 f["stored"] = None
+        if p.can("content"):  # command output is content even though it comes from the catalog
+            self.store.log(p.name, "view-session", s["id"], "metadata, commands and output", ctx.ip)
         names = self._names(s["id"])
         s["replay"] = {
             "terminal": _latest(names, "terminal.cast") is not None or bool(_parts(names)),
@@ -639,6 +643,21 @@ class Api:
         return Stream(events())
 
     def _live_snapshot(self, p: Principal) -> dict[str, Any]:
+        # every open page polls; pages with the same scope share one catalog read per interval,
+        # so ten auditors watching cost the importer's lock no more than one
+        key = p.nets
+        with self._snap_lock:
+            hit = self._snaps.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.live_interval * 0.9:
+                return hit[1]
+        snap = self._read_snapshot(p)
+        with self._snap_lock:
+            if len(self._snaps) > 256:
+                self._snaps.clear()
+            self._snaps[key] = (time.monotonic(), snap)
+        return snap
+
+    def _read_snapshot(self, p: Principal) -> dict[str, Any]:
         cat = self.catalog()
         if cat is None:
             return {"total": 0, "live": [], "newest": []}
