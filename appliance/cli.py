@@ -385,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    from storage.vault import VaultError
+    return (VaultError, duckdb.Error, OSError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -394,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(e.args[0] if e.args else e))
     except FileNotFoundError as e:
         return fail(str(e))
+    except _expected_errors() as e:  # the vault's and the catalog's own one-line reasons
+        text = str(e)
+        return fail(text if "nothing" in text else f"{text}; nothing already stored was changed")
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
