@@ -285,3 +285,31 @@ def test_pages_need_a_session_and_carry_a_strict_content_security_policy(console
 
 
 import urllib.error  # noqa: E402  (used in the page test above)
+
+
+def test_reset_gives_new_credentials_and_ends_the_old_ones(console):
+    admin = console.user("olaf", "admin")
+    victim = console.user("pia", "analyst")
+    a, v = console.client(), console.client()
+    assert a.sign_in(admin).status == 200 and v.sign_in(victim).status == 200
+    fresh = a.call("POST", "/api/users/pia/reset").json()
+    assert fresh["password"] != victim.password and fresh["totp_secret"] != victim.secret
+    assert v.call("GET", "/api/me").status == 401            # signed out everywhere
+    assert console.client().sign_in(victim).status == 401     # the old password and secret are gone
+    from console_harness import User
+    assert console.client().sign_in(User("pia", "analyst", fresh["password"], fresh["totp_secret"])).status == 200
+
+
+def test_the_last_enabled_admin_cannot_be_demoted_or_disabled(tmp_path):
+    from console_harness import Running
+    r = Running(tmp_path / "home")
+    try:
+        only = r.user("root", "admin")
+        c = r.client()
+        assert c.sign_in(only).status == 200
+        for change in ({"role": "auditor"}, {"disabled": True}):
+            res = c.call("PATCH", "/api/users/root", change)
+            assert res.status == 409 and "last enabled admin" in res.json()["error"]
+        assert c.call("GET", "/api/sessions").json() == {"total": 0, "sessions": []}  # no catalog yet: empty
+    finally:
+        r.close()
