@@ -69,10 +69,45 @@ class _Screen(pyte.Screen):
         self.scrolled = 0                       # lines scrolled off the top so far
         self.history: deque[str] = deque(maxlen=HISTORY_LINES)
         self.alt_saved: tuple[dict[int, dict], pyte.screens.Cursor] | None = None
+        self._chars: dict = {}                  # attrs -> {character: Char}, for draw()
 
     def row_text(self, y: int) -> str:
         line = self.buffer[y]
-        return "".join(line[x].data for x in range(self.columns)).rstrip()
+        if not line:
+            return ""
+        cols = self.columns
+        cells = [" "] * cols
+        for x, ch in line.items():
+            if x < cols:
+                cells[x] = ch.data
+        return "".join(cells).rstrip()
+
+    def draw(self, data: str) -> None:
+        # Fast path for the common case (plain ASCII text that fits on the current line, no
+        # insert mode): pyte's draw makes a new Char per character, which dominated imports.
+        # Chars are immutable, so one per (attributes, character) is shared.
+        text = data.translate(self.g1_charset if self.charset else self.g0_charset)
+        cursor = self.cursor
+        x = cursor.x
+        if (x + len(text) > self.columns or not text.isascii() or not text.isprintable()
+                or pyte.modes.IRM in self.mode):
+            super().draw(data)
+            return
+        attrs = cursor.attrs
+        per = self._chars.get(attrs)
+        if per is None:
+            if len(self._chars) > 256:
+                self._chars.clear()
+            per = self._chars[attrs] = {}
+        line = self.buffer[cursor.y]
+        for ch in text:
+            c = per.get(ch)
+            if c is None:
+                c = per[ch] = attrs._replace(data=ch)
+            line[x] = c
+            x += 1
+        cursor.x = x
+        self.dirty.add(cursor.y)
 
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
