@@ -20,6 +20,7 @@ from rich.table import Table
 from appliance.home import Home
 from storage.catalog import Catalog, SessionFilter, iso, parse_time
 
+AUTO_JOBS_SIZE = 256 * 1024 * 1024
 EXTRA_COMMAND_MODULES = ("appliance.cli_vault", "appliance.cli_keys", "appliance.cli_rdp", "appliance.cli_sensor",
                          "appliance.cli_console")
 
@@ -68,7 +69,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     if getattr(args, "rdp_server_key", None):
         options["rdp"] = {"server_keys": args.rdp_server_key}
     importer = Importer(home, keys=keys, decoder_options=options, actor=actor())
-    jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
+
+    def jobs_for(path: str) -> int:
+        if args.jobs > 0:
+            return args.jobs
+        cores = os.cpu_count() or 1
+        # by default only big files use every core: workers' start-up is not worth it for small ones
+        return cores if args.jobs == 0 or os.path.getsize(path) >= AUTO_JOBS_SIZE else 1
     results = []
     missing = [p for p in args.files if not os.path.isfile(p)]
     for p in missing:
@@ -81,7 +88,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                       TimeRemainingColumn(), console=err, disable=not show_bar, transient=True) as bar:
             for path in files:
                 task = bar.add_task(os.path.basename(path), total=os.path.getsize(path) or 1)
-                res = importer.import_file(path, catalog, store, jobs=jobs,
+                res = importer.import_file(path, catalog, store, jobs=jobs_for(path),
                                            progress=lambda done, total, t=task: bar.update(t, completed=done))
                 results.append(res)
                 if res.error:
@@ -323,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="key material: SSH key log (Wireshark formats or escrow JSON lines), TLS key log (NSS)")
     s.add_argument("--rdp-server-key", action="append", metavar="FILE",
                    help="RDP server private key (PEM or xrdp rsakeys.ini)")
-    s.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="worker processes for large plain pcap files (flows sharded by hash; 0: one per core)")
+    s.add_argument("--jobs", type=int, default=-1, metavar="N",
+                   help="worker processes for a plain pcap file (flows sharded by hash; 0: one per core; "
+                        "default: one per core for files over 256 MB, else 1)")
     s.add_argument("--json", action="store_true", help="one JSON object per imported session")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_import)
