@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from storage.catalog import Catalog
 from storage.vault import Vault
+
+
+LOCK_WAIT = 15.0    # seconds to wait for another process's hold on the catalog
 
 
 def default_home() -> Path:
@@ -59,8 +65,17 @@ class Home:
         vault = self.vault(create=not read_only)
         if read_only and not self.catalog_path.exists():
             raise FileNotFoundError(f"no catalog in {self.path}: import a capture first (sessiontap import FILE)")
-        return Catalog(str(self.catalog_path), encryption_key=vault.catalog_key(actor=self.actor),
-                       read_only=read_only)
+        key = vault.catalog_key(actor=self.actor)
+        # DuckDB has one writer at a time: the console and the live sensor hold the file for a
+        # few milliseconds per request or checkpoint, so a busy file is retried, not fatal
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                return Catalog(str(self.catalog_path), encryption_key=key, read_only=read_only)
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def store(self) -> Vault:
         return self.vault()

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from appliance.config import ConfigError, parse
-from conftest import ROOT, Sensor, run, wait_for
+from live_harness import ROOT, Sensor, run, wait_for
 
 BAD = [
     ("[capture]\nsubnets = ['10.0.0.0/33']", "capture.subnets[0]: '10.0.0.0/33' is not an IP network"),

@@ -10,7 +10,7 @@ import json
 import subprocess
 import time
 
-from conftest import ROOT, SESSIONTAP, Sensor, env_for, json_doc, json_lines, run, wait_for
+from live_harness import ROOT, SESSIONTAP, Sensor, env_for, json_doc, json_lines, run, wait_for
 
 T1 = ROOT / "pcaps" / "telnet" / "t1_inetutils_full_session.pcap"
 WANT = json.loads((ROOT / "pcaps" / "telnet" / "manifest.json").read_text())[T1.name]["sessions"][0]

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, Sensor, free_port, json_doc, json_lines, wait_for
+from live_harness import ROOT, Sensor, free_port, json_doc, json_lines, wait_for
 
 SSH = ROOT / "pcaps" / "ssh" / "a01_shell_curve25519_aes128ctr.pcap"
 KEYS = ROOT / "pcaps" / "ssh" / "a01_shell_curve25519_aes128ctr.keylog"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Sensor, SyslogReceiver, free_port, json_doc, json_lines, run, wait_for
+from live_harness import ROOT, Sensor, SyslogReceiver, free_port, json_doc, json_lines, run, wait_for
 
 PCAPS = ROOT / "pcaps"
 TELNET = [PCAPS / "telnet" / n for n in ("t1_inetutils_full_session.pcap", "t2_failed_then_success.pcap",

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from conftest import Sensor, json_doc, json_lines, run, wait_for
+from live_harness import Sensor, json_doc, json_lines, run, wait_for
 
 USER = "opdemo"                         # sent by the client as USER (telnet -l): no password typed
 MARKER = "st-live-telnetd-marker"

@@ -11,7 +11,7 @@ import time
 from appliance.config import SyslogTarget
 from appliance.escrow_intake import ensure_certificate
 from appliance.siem import Siem, SiemEvent, SyslogSender, syslog_line, to_cef
-from conftest import free_port, wait_for
+from live_harness import free_port, wait_for
 
 SESSION = {"id": "0123456789abcdef", "protocol": "telnet", "client_ip": "10.20.0.5", "client_port": 40001,
            "server_ip": "10.20.1.1", "server_port": 23, "user": "op|er=1"}
