@@ -36,6 +36,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 class Headers:
     """Stage one, for every frame: enough to decide whether the frame matters."""
     ok: np.ndarray          # bool: a TCP segment we can use
+    bare_ack: np.ndarray    # bool: no payload and no SYN/FIN/RST
     key: np.ndarray         # uint64: direction-independent flow key
     flags: np.ndarray
     l3: np.ndarray          # int64 offset of the IP header
@@ -161,6 +162,9 @@ def _decode(batch: Batch) -> Headers:
     sport = be16(l4)
     dport = be16(l4 + 2)
     flags = u8(l4 + 13)
+    # a bare acknowledgement (no payload, no SYN/FIN/RST) changes no stream: most packets of an
+    # interactive session are these, so they never reach per-packet Python
+    bare_ack = ((flags & 0x07) == 0) & (ip_end - l4 - (u8(l4 + 12) >> 4) * 4 <= 0)
 
     # endpoint identities: IPv4 exactly, IPv6 folded into 64 bits by the mixer
     src = be32(l3 + 12).astype(np.uint64)
@@ -173,7 +177,7 @@ def _decode(batch: Batch) -> Headers:
     e1 = _mix((src << np.uint64(16)) ^ sport.astype(np.uint64))
     e2 = _mix((dst << np.uint64(16)) ^ dport.astype(np.uint64))
     key = _mix(np.minimum(e1, e2) * _GOLD + np.maximum(e1, e2))
-    return Headers(ok=ok, key=key, flags=flags, l3=l3, l4=l4, v6=v6, ip_end=ip_end, end=end,
+    return Headers(ok=ok, bare_ack=bare_ack, key=key, flags=flags, l3=l3, l4=l4, v6=v6, ip_end=ip_end, end=end,
                    sport=sport, dport=dport, a=a, limit=g.n)
 
 

@@ -70,6 +70,7 @@ class Sensor:
             self.stats.skipped_packets += int((ok & ~keep).sum())
         else:
             keep = ok
+        keep = keep & ~h.bare_ack
         if self.shard is not None:
             keep = keep & (h.key % np.uint64(self.shard[1]) == np.uint64(self.shard[0]))
         idx = np.flatnonzero(keep)
