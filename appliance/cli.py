@@ -219,7 +219,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         t.add_row(f"{e['offset']:.1f}", e["kind"], e["text"], e["severity"] if e["severity"] != "info" else "")
     out.print(t)
     if s["gaps"]:
-        out.print(f"gaps: " + ", ".join(f"{g['nbytes']} bytes {g['direction']} at {g['ts'][11:23]}" for g in s["gaps"]),
+        out.print("gaps: " + ", ".join(f"{g['nbytes']} bytes {g['direction']} at {g['ts'][11:23]}" for g in s["gaps"]),
                   markup=False)
     if s["files"]:
         t = Table(title="files")
@@ -250,10 +250,10 @@ def cmd_transcript(args: argparse.Namespace) -> int:
 
 
 def _read_cast(home: Home, sid: str, purpose: str) -> bytes | None:
-    from appliance.importer import _latest
+    from storage.recordings import latest_version
     store = home.store()
-    name = _latest(store, sid, "terminal.cast")
-    if not store.exists(sid, name):
+    name = latest_version(store.names(sid), "terminal.cast")
+    if name is None:
         return None
     return store.get(sid, name, actor=actor(), purpose=purpose)
 

@@ -16,6 +16,7 @@ import tempfile
 from typing import Any
 
 from appliance.home import Home
+from storage.recordings import latest_version
 
 REPLAY_ARTEFACT = "rdp.pyrdp"
 
@@ -30,20 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="RDP: server private key (PEM or xrdp rsakeys.ini), to rebuild the replay")
 
 
-def _latest(names: list[str], base: str) -> str | None:
-    stem, _, ext = base.rpartition(".")
-    found = [n for n in names if n == base or (n.startswith(stem + ".v") and n.endswith("." + ext))]
-    return sorted(found, key=lambda n: (len(n), n))[-1] if found else None
-
-
 def replay_bytes(home: Home, sid: str, actor: str, keys: list[str], server_keys: list[str]) -> bytes | None:
     """The session's PyRDP replay: stored, or rebuilt from the stored streams."""
     store = home.store()
     names = store.names(sid)
-    stored = _latest(names, REPLAY_ARTEFACT)
+    stored = latest_version(names, REPLAY_ARTEFACT)
     if stored:
         return store.get(sid, stored, actor=actor, purpose="export rdp replay")
-    streams = _latest(names, "streams.bin")
+    streams = latest_version(names, "streams.bin")
     if not streams:
         return None
     from appliance.keys import load_keys

@@ -6,7 +6,6 @@ then the catalog row in one transaction, so a catalog row never points at missin
 """
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import time
@@ -14,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from appliance.home import Home
+from reconstruct.asciicast import render
 from reconstruct.decoder import KeyLookup, NoKeys
 from reconstruct.events import Event, FileTransfer, Output, Tagged
+from reconstruct.rules import RuleSet
 from reconstruct.registry import DecoderUnavailable, make_decoder
 from reconstruct.session import SessionReconstructor, SessionRecord, session_id
 from sensor.capture import CaptureError, capture_size
@@ -24,7 +25,7 @@ from sensor.pipeline import SensorRun
 from sensor.streamlog import StreamLog, replay
 from sensor.streams import StreamClosed, StreamConflict, StreamData, StreamGap, StreamOpened
 from storage.catalog import Catalog
-from storage.recordings import RecordingStore
+from storage.recordings import RecordingStore, latest_version, next_version
 
 ENCRYPTED = {"ssh", "rdp"}       # protocols whose raw streams are kept for later keys
 
@@ -42,20 +43,8 @@ class FileResult:
     stats: Any = None
 
 
-def default_tagger() -> Callable[[Event], list[Tagged]] | None:
-    try:
-        from reconstruct.rules import RuleSet
-    except ImportError:
-        return None
+def default_tagger() -> Callable[[Event], list[Tagged]]:
     return RuleSet.default().apply
-
-
-def render_cast(rec: SessionRecord) -> bytes | None:
-    try:
-        from reconstruct.asciicast import render
-    except ImportError:
-        return None
-    return render(rec)
 
 
 class Importer:
@@ -156,25 +145,28 @@ class Importer:
         (session, name, data, meta) items still to seal."""
         names: list[str] = []
         puts: list[tuple[str, str, bytes, dict]] = []
+        stored = store.names(rec.id)
         meta = {"time_range": (rec.start, rec.end if rec.end is not None else rec.start), "source": source}
         if log is not None and log.size:
-            name = _free_name(store, rec.id, "streams.bin")
+            name = next_version(stored, "streams.bin")
             names.append(name)
             puts.append((rec.id, name, log.blob(), meta))
         for f in rec.files:
             if f.content is not None:
                 name = f"files/{f.sha256}"
-                if not store.exists(rec.id, name) and name not in names:
+                if name in names:           # the same content moved twice is stored once
+                    continue
+                if name not in stored:
                     puts.append((rec.id, name, f.content, meta))
                 names.append(name)
         for base, data in rec.artefacts.items():
-            name = _free_name(store, rec.id, base)
+            name = next_version(stored, base)
             names.append(name)
             puts.append((rec.id, name, data, meta))
         if any(isinstance(e, Output) for e in rec.terminal):
-            cast = render_cast(rec)
+            cast = render(rec)
             if cast:
-                name = _free_name(store, rec.id, "terminal.cast")
+                name = next_version(stored, "terminal.cast")
                 names.append(name)
                 puts.append((rec.id, name, cast, meta))
         return names, puts
@@ -192,8 +184,8 @@ class Importer:
         ``only_if_decrypted``, nothing is written unless the new keys did decrypt it (the live
         sensor tries every waiting session on each deposit)."""
         row = catalog.session(sid)
-        stream_name = _latest(store, sid, "streams.bin")
-        if row is None or not store.exists(sid, stream_name):
+        stream_name = latest_version(store.names(sid), "streams.bin")
+        if row is None or stream_name is None:
             return None
         blob = store.get(sid, stream_name, actor=self.actor, purpose="decrypt with new keys")
         recon = SessionReconstructor(_ts(row["start"]), row["protocol"], row["client_ip"], row["client_port"],
@@ -352,12 +344,6 @@ def _ts(iso_text: str) -> float:
     return parse_time(iso_text)
 
 
-def _latest(store: RecordingStore, sid: str, name: str) -> str:
-    base, dot, ext = name.rpartition(".")
-    versions = [n for n in store.names(sid) if n == name or (n.startswith(base + ".v") and n.endswith("." + ext))]
-    return sorted(versions, key=lambda n: (len(n), n))[-1] if versions else name
-
-
 def _seal(store: RecordingStore, puts: list[tuple[str, str, bytes, dict]]) -> None:
     put_many = getattr(store, "put_many", None)
     if put_many is not None:
@@ -367,20 +353,8 @@ def _seal(store: RecordingStore, puts: list[tuple[str, str, bytes, dict]]) -> No
             store.put(sid, name, data, **meta)  # type: ignore[call-arg]
 
 
-def _free_name(store: RecordingStore, sid: str, name: str) -> str:
-    """Artefacts are never overwritten (evidence): a re-decoded session gets a new version."""
-    if not store.exists(sid, name):
-        return name
-    base, _, ext = name.rpartition(".")
-    for v in range(2, 1000):
-        cand = f"{base}.v{v}.{ext}"
-        if not store.exists(sid, cand):
-            return cand
-    raise RuntimeError(f"too many versions of {sid}/{name}")
-
-
 def _put_versioned(store: RecordingStore, sid: str, name: str, data: bytes, meta: dict) -> str:
     """Seal one artefact under a name not used yet; returns that name."""
-    name = _free_name(store, sid, name)
+    name = next_version(store.names(sid), name)
     _seal(store, [(sid, name, data, meta)])
     return name

@@ -27,6 +27,7 @@ from appliance.console.auth import Accounts, AuthError, check_name
 from appliance.console.store import ConsoleStore
 from appliance.home import Home
 from storage.catalog import Catalog, SessionFilter, parse_time
+from storage.recordings import latest_version
 
 SID = r"^[0-9a-f]{16}$"
 MAX_LIMIT = 1000
@@ -150,13 +151,6 @@ def check(value: Any, schema: dict[str, Any], name: str) -> Any:
 
 def _s(**kw: Any) -> dict[str, Any]:
     return {"type": "string", "maxLength": 200, **kw}
-
-
-def _latest(names: list[str], base: str) -> str | None:
-    """Newest version of an artefact (re-decoded sessions get ``name.vN.ext``, never overwritten)."""
-    stem, _, ext = base.rpartition(".")
-    found = [n for n in names if n == base or (n.startswith(stem + ".v") and n.endswith("." + ext))]
-    return sorted(found, key=lambda n: (len(n), n))[-1] if found else None
 
 
 def _parts(names: list[str]) -> list[str]:
@@ -491,7 +485,7 @@ class Api:
             self.store.log(p.name, "view-session", s["id"], "metadata, commands and output", ctx.ip)
         names = self._names(s["id"])
         s["replay"] = {
-            "terminal": _latest(names, "terminal.cast") is not None or bool(_parts(names)),
+            "terminal": latest_version(names, "terminal.cast") is not None or bool(_parts(names)),
             "video": any(n.endswith(".mp4") for n in names),
         } if p.can("content") else None
         s["review"] = self.store.review(s["id"])
@@ -512,7 +506,7 @@ class Api:
         p.require("content")
         s = self._session(p, ctx.path["id"])
         names = self._names(s["id"])
-        name = _latest(names, "terminal.cast")
+        name = latest_version(names, "terminal.cast")
         if name is not None:
             return Raw(self._read(p, s["id"], name, "replay in the console"), "application/x-asciicast")
         parts = _parts(names)
@@ -551,7 +545,7 @@ class Api:
         s = self._session(p, ctx.path["id"])
         sid, fmt = s["id"], ctx.query["format"]
         names = self._names(sid)
-        cast_name = _latest(names, "terminal.cast")
+        cast_name = latest_version(names, "terminal.cast")
         if fmt == "asciicast":
             if cast_name is None:
                 raise ApiError(404, f"session {sid} has no terminal recording to export")
