@@ -55,18 +55,14 @@ def read_key_file(path: str) -> str:
 
 def load_keys(paths: list[str], home: Any = None, actor: str = "appliance") -> KeyLookup:
     """Keys from the files given plus every key deposited earlier. The files given are
-    deposited too (sealed), so sessions can be decoded again later."""
-    ring = KeyRing()
+    deposited too (sealed), so their sessions can be decoded again later."""
     texts = [(p, read_key_file(p)) for p in paths]
-    for p, text in texts:
+    ring = KeyRing()
+    for p, text in texts:               # a file no parser understands is an error, before anything is stored
         ring.lookups.extend(parse_key_text(text, p).lookups)
-    if home is not None and home.has_vault():
+    if home is not None and (texts or home.has_vault()):
         vault = home.vault()
-        for p, text in texts:
-            deposit(vault, text, p, actor)
         ring.lookups.extend(deposited_keys(vault, actor).lookups)
-    elif home is not None and texts:
-        vault = home.vault()
         for p, text in texts:
             deposit(vault, text, p, actor)
     return ring if len(ring) else NoKeys()

@@ -15,7 +15,6 @@ def render_transcript(s: dict[str, Any], screen: list[str] | None = None) -> str
         f"# start: {s['start']}  end: {s['end'] or '?'}",
         "",
     ]
-    commands = {c["index"]: c for c in s["commands"]}
     for e in s["events"]:
         off = f"[+{e['offset']:8.1f}s]"
         if e["kind"] == "command":
@@ -28,7 +27,6 @@ def render_transcript(s: dict[str, Any], screen: list[str] | None = None) -> str
             continue
         else:
             lines.append(f"{off} ({e['kind']}) {e['text']}")
-    del commands
     if screen is not None:
         lines += ["", "# final screen:", *screen]
     return "\n".join(lines).rstrip() + "\n"

@@ -79,13 +79,6 @@ class SessionRecord:
     artefacts: dict[str, bytes] = field(default_factory=dict)  # decoder-made recordings ("rdp.pyrdp")
     truncated: bool = False
 
-    @property
-    def cols(self) -> int | None:
-        for e in self.terminal:
-            if isinstance(e, Resize):
-                return e.cols
-        return None
-
 
 class SessionReconstructor:
     def __init__(self, opened_ts: float, protocol: str, client_ip: str, client_port: int,

@@ -15,6 +15,7 @@ import gzip
 import mmap
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -104,7 +105,7 @@ def read_batches(path: str, problems: list[CaptureProblem]) -> Iterator[Batch]:
 def _read_more(path: str, f: BinaryIO, problems: list[CaptureProblem], at: int) -> bytes:
     try:
         return f.read(CHUNK)
-    except (EOFError, gzip.BadGzipFile, OSError, zlib_error()) as e:
+    except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as e:
         problems.append(CaptureProblem(path, at, f"compressed stream is damaged ({e}); the rest is unreadable"))
         return b""
 
@@ -117,15 +118,9 @@ def _raw_position(f: BinaryIO) -> int:
         return -1
 
 
-def zlib_error() -> type[Exception]:
-    import zlib
-    return zlib.error
-
-
 def _pcap_batches(path: str, f: BinaryIO, head: bytes, problems: list[CaptureProblem]) -> Iterator[Batch]:
     """Classic pcap from a stream (gzip): fixed-size reads, records carried across reads."""
     endian, div, linktype, limit = _pcap_header(path, head)
-    snaplen = limit
     hdr = struct.Struct(endian + "IIII")
     unpack = hdr.unpack_from
     dtype = np.dtype(endian + "u4")
@@ -144,7 +139,7 @@ def _pcap_batches(path: str, f: BinaryIO, head: bytes, problems: list[CapturePro
         while off + 16 <= n:
             caplen = unpack(buf, off)[2]
             if caplen > limit:
-                bad = f"record length {caplen} is absurd (snaplen {snaplen}); the rest of the file is unreadable"
+                bad = f"record length {caplen} is absurd; the rest of the file is unreadable"
                 break
             if off + 16 + caplen > n:
                 break

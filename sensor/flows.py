@@ -6,7 +6,6 @@ goes to the skip set, which ``sensor/pipeline.py`` applies to whole batches with
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from sensor.detect import SERVICE_PORTS, UNDECIDED, detect
@@ -100,7 +99,7 @@ class FlowTable:
             half.syn(seq)
         if flags & ACK and other.pending:
             mark = len(flow.buf)
-            other.ack_progress(ack, ts)
+            other.tick(ts)
             if len(flow.buf) > mark:
                 self._route(flow, not from_client, mark)
                 if self.flows.get(key) is not flow:
@@ -251,6 +250,3 @@ class FlowTable:
         for flow in list(self.flows.values()):
             self.close(flow, ts, "capture-end")
 
-
-def ip_str(raw: bytes) -> str:
-    return str(ipaddress.ip_address(raw))

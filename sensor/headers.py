@@ -47,7 +47,6 @@ class Headers:
     sport: np.ndarray
     dport: np.ndarray
     a: np.ndarray           # the slab as uint8
-    limit: int
 
 
 @dataclass(slots=True)
@@ -73,7 +72,7 @@ class _Gather:
     bytes is still read right."""
     __slots__ = ("a", "n")
 
-    def __init__(self, a: np.ndarray, limit: int) -> None:
+    def __init__(self, a: np.ndarray) -> None:
         self.a, self.n = a, len(a)
 
     def u8(self, i: np.ndarray) -> np.ndarray:
@@ -98,7 +97,7 @@ def decode(batch: Batch) -> Headers:
 
 def _decode(batch: Batch) -> Headers:
     a = np.frombuffer(batch.buf, dtype=np.uint8)
-    g = _Gather(a, max(len(a) - 8, 0))
+    g = _Gather(a)
     u8, be16, be32 = g.u8, g.be16, g.be32
     s = batch.start
     lt = batch.linktype
@@ -178,13 +177,13 @@ def _decode(batch: Batch) -> Headers:
     e2 = _mix((dst << np.uint64(16)) ^ dport.astype(np.uint64))
     key = _mix(np.minimum(e1, e2) * _GOLD + np.maximum(e1, e2))
     return Headers(ok=ok, bare_ack=bare_ack, key=key, flags=flags, l3=l3, l4=l4, v6=v6, ip_end=ip_end, end=end,
-                   sport=sport, dport=dport, a=a, limit=g.n)
+                   sport=sport, dport=dport, a=a)
 
 
 def segments(h: Headers, idx: np.ndarray) -> Segments:
     """The rest of the TCP header, for the selected frames only."""
     with np.errstate(over="ignore"):
-        g = _Gather(h.a, h.limit)
+        g = _Gather(h.a)
         l4 = h.l4[idx]
         end = h.end[idx]
         ip_end = h.ip_end[idx]

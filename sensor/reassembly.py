@@ -107,12 +107,9 @@ class HalfStream:
         if self.pending:
             self.pending_since = ts
 
-    def ack_progress(self, ack: int, ts: float) -> None:
-        """The peer acknowledged ``ack``; used to tell a lost segment from a late one."""
-        if self.pending and ts - self.pending_since >= REORDER_WINDOW:
-            self.force(ts)
-
     def tick(self, ts: float) -> None:
+        """Time passed (a packet of this connection, or the end of a batch): a hole that waited
+        the whole reorder window is declared lost."""
         if self.pending and ts - self.pending_since >= REORDER_WINDOW:
             self.force(ts)
 

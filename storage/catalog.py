@@ -70,10 +70,8 @@ _TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 def _column(values: list) -> np.ndarray:
     """An object array of exactly these values (np.array would turn equal-length lists into 2-D)."""
     arr = np.empty(len(values), dtype=object)
-    arr[:] = values if not any(isinstance(v, list) for v in values) else [None] * len(values)
-    if any(isinstance(v, list) for v in values):
-        for i, v in enumerate(values):
-            arr[i] = v
+    for i, v in enumerate(values):
+        arr[i] = v
     return arr
 
 
@@ -181,10 +179,6 @@ class Catalog:
     def session_states(self) -> dict[str, bool | None]:
         """Every session id with its ``decrypted`` flag (what an import must not redo)."""
         return dict(self.con.execute("SELECT id, decrypted FROM sessions").fetchall())
-
-    def session_status(self, sid: str) -> tuple[str, bool | None] | None:
-        row = self.con.execute("SELECT status, decrypted FROM sessions WHERE id = ?", [sid]).fetchone()
-        return (row[0], row[1]) if row else None
 
     def write_session(self, rec: SessionRecord, import_id: int | None, source: str,
                       recordings: list[str]) -> None:
