@@ -43,6 +43,10 @@ def _config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if args.checkpoint_seconds is not None:
         cfg.checkpoint_seconds = parse(f"[sessions]\ncheckpoint_seconds = {args.checkpoint_seconds}",
                                        "command line").checkpoint_seconds
+    if args.stop_seconds is not None:
+        cfg.stop_seconds = parse(f"[sessions]\nstop_seconds = {args.stop_seconds}", "command line").stop_seconds
+    if args.capture_method:
+        cfg.method = args.capture_method
     for target in args.syslog or []:
         fmt = args.syslog_format
         cfg.syslog += parse(f'[[siem.syslog]]\ntarget = {json.dumps(target)}\nformat = {json.dumps(fmt)}',
@@ -206,6 +210,10 @@ def register(sub: Any) -> None:
     s.add_argument("--content-detection", action="store_true",
                    help="capture every TCP port of the subnets, find the protocol by content")
     s.add_argument("--checkpoint-seconds", type=float, metavar="S")
+    s.add_argument("--stop-seconds", type=float, metavar="S",
+                   help="on SIGTERM, process the backlog at most this long (default 15)")
+    s.add_argument("--capture-method", choices=["ring", "socket"],
+                   help="ring: TPACKET_V3 mmap'd ring (default); socket: one recv per packet")
     s.add_argument("--syslog", action="append", metavar="URL", help="udp://, tcp:// or tls://HOST:PORT")
     s.add_argument("--syslog-format", choices=["cef", "json"], default="cef")
     s.add_argument("--zeek-logs", metavar="DIR", help="write ssh.log / rdp.log / telnet.log here")

@@ -9,7 +9,8 @@ starts. Unknown keys are errors too: a typo must not silently fall back to a def
     subnets = ["10.20.0.0/16"]          # OT subnets (empty: all)
     ports = [22, 23, 2323, 3389]        # admin ports the kernel filter lets through
     content_detection = false           # true: every TCP port of the subnets, protocol found by content
-    buffer_mb = 64                      # kernel socket buffer
+    buffer_mb = 64                      # kernel buffer (the mmap'd ring, or the socket buffer)
+    method = "ring"                     # "ring" (TPACKET_V3 mmap, falls back to "socket") or "socket"
     [capture.ring]                      # optional: raw packets kept as pcap files
     file_mb = 64
     files = 16
@@ -18,6 +19,8 @@ starts. Unknown keys are errors too: a typo must not silently fall back to a def
     [sessions]
     checkpoint_seconds = 2              # a crash loses at most this much of a live session
     idle_timeout = 7200
+    stop_seconds = 15                   # SIGTERM: at most this long processing what was captured, then
+                                        # in-progress sessions are written as partial (the rest: counted drops)
 
     [[siem.syslog]]
     target = "tls://siem.example:6514"  # udp://, tcp:// or tls://
@@ -43,6 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from sensor.live import ADMIN_PORTS
+
+
+# SIGTERM: processing the backlog may take this long at most; writing the sessions in progress
+# comes after it, and the whole must fit in the unit's TimeoutStopSec (60 s)
+STOP_SECONDS_MAX = 40
 
 
 class ConfigError(ValueError):
@@ -75,9 +83,11 @@ class Config:
     ports: list[int] = field(default_factory=lambda: list(ADMIN_PORTS))
     content_detection: bool = False
     buffer_mb: int = 64
+    method: str = "ring"
     ring: RingConfig | None = None
     checkpoint_seconds: float = 2.0
     idle_timeout: float = 7200.0
+    stop_seconds: float = 15.0
     syslog: list[SyslogTarget] = field(default_factory=list)
     zeek_logs: str | None = None
     siem_queue: int = 10000
@@ -89,9 +99,9 @@ class Config:
 
 
 _KEYS = {
-    "capture": {"interface", "pcap", "subnets", "ports", "content_detection", "buffer_mb", "ring"},
+    "capture": {"interface", "pcap", "subnets", "ports", "content_detection", "buffer_mb", "method", "ring"},
     "capture.ring": {"file_mb", "files", "file_seconds"},
-    "sessions": {"checkpoint_seconds", "idle_timeout"},
+    "sessions": {"checkpoint_seconds", "idle_timeout", "stop_seconds"},
     "siem": {"syslog", "zeek_logs", "queue"},
     "siem.syslog": {"target", "format", "ca"},
     "metrics": {"listen"},
@@ -165,6 +175,9 @@ def parse(text: str, src: str = "sensor.toml") -> Config:
     if not cfg.ports and not cfg.content_detection:
         raise ConfigError(f"{src}: capture.ports: empty, and content_detection is off: nothing would be captured")
     cfg.buffer_mb = int(_positive(src, "capture.buffer_mb", cap.get("buffer_mb", 64)))
+    cfg.method = cap.get("method", "ring")
+    if cfg.method not in ("ring", "socket"):
+        raise ConfigError(f"{src}: capture.method: {cfg.method!r} is not \"ring\" or \"socket\"")
     if "ring" in cap:
         ring = _check_keys("capture.ring", cap["ring"], src)
         cfg.ring = RingConfig(int(_positive(src, "capture.ring.file_mb", ring.get("file_mb", 64))),
@@ -175,6 +188,11 @@ def parse(text: str, src: str = "sensor.toml") -> Config:
     if cfg.checkpoint_seconds > 60:
         raise ConfigError(f"{src}: sessions.checkpoint_seconds: at most 60 (a crash would lose more than a minute)")
     cfg.idle_timeout = float(_positive(src, "sessions.idle_timeout", ses.get("idle_timeout", 7200)))
+    stop = _typed(src, "sessions.stop_seconds", ses.get("stop_seconds", 15), (int, float), "a number of seconds")
+    if isinstance(stop, bool) or not 0 <= stop <= STOP_SECONDS_MAX:
+        raise ConfigError(f"{src}: sessions.stop_seconds: {stop!r} is not between 0 and {STOP_SECONDS_MAX} "
+                          f"(the service manager kills the sensor after TimeoutStopSec=60)")
+    cfg.stop_seconds = float(stop)
     siem = _check_keys("siem", raw.get("siem", {}), src)
     for i, t in enumerate(_typed(src, "siem.syslog", siem.get("syslog", []), list, "a list of [[siem.syslog]] tables")):
         where = f"siem.syslog[{i}]"

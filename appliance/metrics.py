@@ -15,7 +15,7 @@ from typing import Any, Callable
 METRICS: dict[str, tuple[str, str]] = {
     "sessiontap_packets_total": ("counter", "Packets captured by the sensor"),
     "sessiontap_bytes_total": ("counter", "Bytes captured by the sensor"),
-    "sessiontap_drops_total": ("counter", "Packets lost, by where: kernel (socket buffer), sensor (reconstruction behind), interface (NIC)"),
+    "sessiontap_drops_total": ("counter", "Packets lost, by where: kernel (ring or socket buffer), sensor (reconstruction behind), interface (NIC), stop (captured but not processed before the stop deadline)"),
     "sessiontap_sessions_active": ("gauge", "Sessions in progress"),
     "sessiontap_sessions_total": ("counter", "Sessions recorded since start, by protocol"),
     "sessiontap_decrypt_failures_total": ("counter", "Encrypted sessions that ended without being decrypted"),

@@ -161,6 +161,7 @@ class SensorDaemon:
         self._last_status = 0.0
         self._last_keys_missing = 0.0
         self.redecode_pending = False     # keys arrived; waiting sessions still to be tried
+        self._stop_logged = False
 
     # -- set-up ---------------------------------------------------------------------------------
     def _make_siem(self, cfg: Config) -> Siem:
@@ -297,9 +298,10 @@ class SensorDaemon:
         return 0
 
     def _on_stop(self, signum: int, frame: Any) -> None:
+        # only flags here (a signal handler); the loop says it and does the work
         self.stop_requested = True
         if self.source is not None:
-            self.source._stop.set()
+            self.source.request_stop(self.cfg.stop_seconds)
 
     def _on_hup(self, signum: int, frame: Any) -> None:
         self.reload_requested = True
@@ -344,6 +346,12 @@ class SensorDaemon:
             s = self.active.pop(ev.flow_id, None)
             if s is not None:
                 rec = s.recon.close(ev.ts, ev.reason)
+                if self.stop_requested and ev.reason == "capture-end":
+                    # in progress when the sensor was told to stop: what was seen is kept whole
+                    rec.end_reason = "sensor-stopped"
+                    if rec.status == "partial":
+                        rec.status_reason = "the sensor was stopped while the session was in progress; " \
+                                            "recorded up to the stop"
                 self._send_tags(s)
                 self._feed_followers(s)
                 for f in s.followers:
@@ -395,7 +403,8 @@ class SensorDaemon:
 
     def tick(self) -> None:
         if self.stop_requested and self.source is not None:
-            self.source._stop.set()
+            self.source.request_stop(self.cfg.stop_seconds)
+            self._announce_stop()
         if self.reload_requested:
             self.reload_requested = False
             self.reload()
@@ -653,6 +662,8 @@ class SensorDaemon:
                 "packets": c.packets if c else 0, "bytes": c.bytes if c else 0,
                 "kernel_drops": c.kernel_drops if c else 0, "own_drops": c.own_drops if c else 0,
                 "interface_drops": c.interface_drops if c else 0,
+                "stop_drops": c.stop_drops if c else 0,
+                "processed_packets": stats.packets if stats else 0,
                 "capture_queue_bytes": c.queue_bytes if c else 0,
                 "tcp_packets": stats.tcp_packets if stats else 0,
                 "sessions_total": dict(self.counters["sessions_total"]),
@@ -690,7 +701,7 @@ class SensorDaemon:
         return {
             "sessiontap_packets_total": c["packets"], "sessiontap_bytes_total": c["bytes"],
             "sessiontap_drops_total": {("kernel",): c["kernel_drops"], ("sensor",): c["own_drops"],
-                                       ("interface",): c["interface_drops"]},
+                                       ("interface",): c["interface_drops"], ("stop",): c["stop_drops"]},
             "sessiontap_sessions_active": c["sessions_active"],
             "sessiontap_sessions_total": {(k,): v for k, v in c["sessions_total"].items()} or {("none",): 0},
             "sessiontap_decrypt_failures_total": c["decrypt_failures"],
@@ -742,9 +753,22 @@ class SensorDaemon:
         self.cfg = new
         log(f"SIGHUP: configuration {self.config_path} reloaded")
 
+    def _announce_stop(self) -> None:
+        if not self._stop_logged:
+            self._stop_logged = True
+            log(f"stopping: capture stopped; processing what was captured for at most "
+                f"{self.cfg.stop_seconds:g} s, then sessions in progress are written as partial")
+
     def shutdown(self) -> None:
+        if self.stop_requested:
+            self._announce_stop()
         if self.source is not None:
             self.source.stop()
+            left = self.source.abandon()
+            if left:
+                self.alerts.raise_("capture-drops-stop",
+                                   f"{left} packet(s) captured but not processed before the stop deadline "
+                                   f"({self.cfg.stop_seconds:g} s): counted as dropped")
         for s in self.active.values():     # the loop ended without closing them (an error)
             rec = s.recon.close(s.last_ts or s.rec.start, "capture-end")
             self.finished.append((rec, s.log, s))

@@ -92,6 +92,7 @@ class CaptureCounters:
     own_drops: int = 0          # packets dropped because reconstruction fell behind
     interface_drops: int = 0    # the NIC's rx_dropped (what never reached the socket)
     queue_bytes: int = 0        # bytes waiting for reconstruction now
+    stop_drops: int = 0         # captured (or in the kernel's buffer) but not processed before the stop deadline
 
 
 class _Batcher:
@@ -130,6 +131,7 @@ class BatchSource:
         self._queue_limit = queue_bytes
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._deadline: float | None = None      # monotonic time after which queued batches are abandoned
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self.ended = False
@@ -139,10 +141,37 @@ class BatchSource:
         self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
 
+    def request_stop(self, drain_seconds: float) -> None:
+        """Stop capturing now; what is already queued is still handed out for ``drain_seconds``
+        (safe to call from a signal handler: it only sets two values)."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + max(0.0, drain_seconds)
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def abandon(self) -> int:
+        """After the stop: count what was captured but will not be processed (the batches still
+        queued, and what the kernel still holds for us) as ``stop_drops``; returns that count."""
+        n = 0
+        while True:
+            try:
+                b = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if b is not None:
+                n += len(b)
+                with self._lock:
+                    self.counters.queue_bytes -= len(b.buf)
+        n += self._abandon_kernel()
+        self.counters.stop_drops += n
+        return n
+
+    def _abandon_kernel(self) -> int:
+        return 0
 
     def _run(self) -> None:
         try:
@@ -168,6 +197,9 @@ class BatchSource:
         """Batches as they come; ``None`` each time ``timeout`` passes without one (so the
         caller can tick its clocks). Ends when the source ends."""
         while True:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.ended = True             # stopping, and out of time: the rest is abandon()'s
+                return
             try:
                 b = self._q.get(timeout=timeout)
             except queue.Empty:
@@ -215,6 +247,7 @@ class PacketSocket(BatchSource):
             s.close()
             raise CaptureError(f"cannot capture on {interface}: {e.strerror or e}") from None
         self.sock = s
+        self._kernel_left = 0
         self._if_drops0 = self._interface_drops()
         self.refresh_counters()
 
@@ -299,7 +332,29 @@ class PacketSocket(BatchSource):
                 self._emit(b.cut(), b)
                 last_cut = time.monotonic()
         self._emit(b.cut(), b)
+        self.refresh_counters()
+        self._kernel_left = self._count_waiting()
         self.sock.close()
+
+    def _count_waiting(self, limit: float = 2.0) -> int:
+        """Frames the kernel still holds for us at the stop: counted (not copied), so the
+        drop report covers them; bounded in time."""
+        n = 0
+        scratch = bytearray(1)
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            try:
+                self.sock.recv_into(scratch, 1, socket.MSG_DONTWAIT | socket.MSG_TRUNC)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            n += 1
+        return n
+
+    def _abandon_kernel(self) -> int:
+        left, self._kernel_left = self._kernel_left, 0
+        return left
 
     def _emit(self, batch: Batch | None, b: _Batcher) -> None:
         if batch is None:
