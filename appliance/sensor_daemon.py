@@ -39,14 +39,16 @@ from typing import Any, Callable
 
 from appliance.config import Config, ConfigError, load
 from appliance.home import Home
-from appliance.importer import ENCRYPTED, Importer, _put_versioned
+from appliance.importer import ENCRYPTED, Importer, _put_versioned, _seal
 from appliance.keys import KeyRing, deposit, deposited_keys, parse_key_text
 from appliance.siem import Siem, SiemEvent
+from reconstruct.asciicast import to_asciicast
 from reconstruct.events import Output
 from reconstruct.session import SessionReconstructor, SessionRecord
 from sensor.capture import CaptureError
 from sensor.flows import Limits
-from sensor.live import (BatchSource, LiveSensor, PacketSocket, PcapStream, RawRing, build_filter,
+from sensor.live import (BatchSource, LiveSensor, PacketSocket, PcapStream, RawRing, RingSocket, build_filter,
+                         open_capture_socket,
                          compile_filter)
 from sensor.streamlog import StreamLog
 from sensor.streams import StreamClosed, StreamConflict, StreamData, StreamGap, StreamOpened
@@ -185,7 +187,9 @@ class SensorDaemon:
         cfg = self.cfg
         if cfg.interface:
             bpf = compile_filter(self.filter_expr(), cfg.interface)
-            src: BatchSource = PacketSocket(cfg.interface, bpf, rcvbuf=cfg.buffer_mb * 1024 * 1024)
+            src, why = open_capture_socket(cfg.interface, bpf, cfg.buffer_mb * 1024 * 1024, cfg.method)
+            if why:
+                log(f"the capture ring is not available ({why}); capturing with a plain packet socket")
         else:
             f = sys.stdin.buffer if cfg.pcap == "-" else open(cfg.pcap or "", "rb")
             src = PcapStream(f, cfg.pcap or "-")
@@ -281,7 +285,8 @@ class SensorDaemon:
         limits = Limits(idle_timeout=self.cfg.idle_timeout)
         self.sensor = LiveSensor(self.source, limits)
         self.source.start()
-        what = self.cfg.interface or f"pcap stream {self.cfg.pcap}"
+        what = (f"{self.cfg.interface} ({'TPACKET_V3 ring' if isinstance(self.source, RingSocket) else 'packet socket'})"
+                if self.cfg.interface else f"pcap stream {self.cfg.pcap}")
         log(f"capturing on {what} (filter: {self.filter_expr()}), data in {self.home.path}")
         self.write_status()
         try:
@@ -438,7 +443,10 @@ class SensorDaemon:
 
     # -- writing ----------------------------------------------------------------------------------
     def checkpoint(self, final: bool = False) -> None:
-        """Seal what changed since the last checkpoint and rewrite the catalog rows."""
+        """Seal what changed since the last checkpoint and rewrite the catalog rows: all of it
+        as one vault group commit and one catalog transaction (hundreds of sessions in
+        progress cost two syncs, not two per session); a group that fails is retried session
+        by session, so one bad session costs only itself."""
         try:
             catalog = self.home.catalog()
         except Exception as e:   # a reader holds the file; the data waits in memory
@@ -449,26 +457,23 @@ class SensorDaemon:
         try:
             if self.import_id is None:
                 self.import_id = catalog.begin_import(self.source_name, "", 0)
-            while self.finished:
-                rec, slog, s = self.finished[0]
-                try:
-                    self._persist(rec, slog, catalog)
+            if self.finished:
+                group = self.finished[:]
+                self._write_group(catalog, [self._finished_items(rec, slog) for rec, slog, _s in group],
+                                  [rec.id for rec, _l, _s in group])
+                for rec, _slog, s in group:
                     if rec.decrypted is False and len(self.ring_keys) > s.keys_at_start:
                         # a key came while it ran: try again now that the whole stream is stored
-                        if self._redecode(rec.id, catalog):
-                            self.counters["redecoded"] += 1
-                except Exception as e:
-                    self.counters["recording_failures"] += 1
-                    self.alerts.raise_("recording-failure", f"session {rec.id}: {type(e).__name__}: {e}")
-                self.finished.pop(0)
-            for s in list(self.active.values()):
-                if s.dirty:
-                    try:
-                        self._checkpoint_session(s, catalog)
-                        s.dirty = False
-                    except Exception as e:
-                        self.counters["recording_failures"] += 1
-                        self.alerts.raise_("recording-failure", f"session {s.rec.id}: {type(e).__name__}: {e}")
+                        try:
+                            if self._redecode(rec.id, catalog):
+                                self.counters["redecoded"] += 1
+                        except Exception as e:
+                            self.counters["recording_failures"] += 1
+                            self.alerts.raise_("recording-failure", f"session {rec.id}: {type(e).__name__}: {e}")
+                del self.finished[:len(group)]
+            dirty = [s for s in self.active.values() if s.dirty]
+            if dirty:
+                self._write_group(catalog, [self._checkpoint_items(s) for s in dirty], [s.rec.id for s in dirty])
             now = time.time()
             if now - self._last_keys_missing > 30 or final:
                 self.counters["keys_missing"] = len(catalog.sessions(SessionFilter(decrypted=False)))
@@ -480,48 +485,71 @@ class SensorDaemon:
         finally:
             catalog.close()
 
-    def _persist(self, rec: SessionRecord, slog: StreamLog | None, catalog: Any) -> None:
+    def _write_group(self, catalog: Any, makers: list[Callable[[], Any]], ids: list[str]) -> None:
+        """``makers`` each give (vault items, catalog row, what to note once written)."""
+        def one(group: list[Callable[[], Any]]) -> None:
+            made = [m() for m in group]
+            _seal(self.store, [p for puts, _row, _done in made for p in puts])
+            catalog.write_sessions([row for _puts, row, _done in made])
+            for _puts, _row, done in made:
+                done()
+        try:
+            one(makers)
+            return
+        except Exception:
+            if len(makers) == 1:
+                self.counters["recording_failures"] += 1
+                e = sys.exc_info()[1]
+                self.alerts.raise_("recording-failure", f"session {ids[0]}: {type(e).__name__}: {e}")
+                return
+        for m, sid in zip(makers, ids):
+            try:
+                one([m])
+            except Exception as e:
+                self.counters["recording_failures"] += 1
+                self.alerts.raise_("recording-failure", f"session {sid}: {type(e).__name__}: {e}")
+
+    def _finished_items(self, rec: SessionRecord, slog: StreamLog | None) -> Callable[[], Any]:
         """The finished session, written exactly as an import writes it."""
-        imp = self.importer
-        if hasattr(imp, "store_artefacts"):
-            names = imp.store_artefacts(rec, slog, self.store, self.source_name)
-            catalog.write_session(rec, self.import_id, self.source_name, names)
-        else:   # the importer's older single-step form
-            imp.persist(rec, slog, catalog, self.store, self.import_id, self.source_name)
+        def make() -> Any:
+            names, puts = self.importer.artefacts(rec, slog, self.store, self.source_name)
+            return puts, (rec, self.import_id, self.source_name, names), lambda: None
+        return make
 
     def _redecode(self, sid: str, catalog: Any) -> bool:
         """Decode a stored session with the keys known now; written only if that decrypted it."""
-        import inspect
-        if "only_if_decrypted" in inspect.signature(self.importer.redecode).parameters:
-            return self.importer.redecode(sid, catalog, self.store, only_if_decrypted=True) is not None
-        row = catalog.session(sid)
-        if row is None:
-            return False
-        res = self.importer.redecode(sid, catalog, self.store)
-        return bool(res and res.get("decrypted"))
+        return self.importer.redecode(sid, catalog, self.store, only_if_decrypted=True) is not None
 
-    def _checkpoint_session(self, s: LiveSession, catalog: Any) -> None:
-        rec = s.rec
-        meta = {"time_range": (rec.start, max(s.last_ts, rec.start)), "source": self.source_name}
-        term = rec.terminal
-        if len(term) > s.cast_sent:
-            from reconstruct.asciicast import to_asciicast
-            chunk = to_asciicast(term[s.cast_sent:], start=rec.start, term=rec.metadata.get("terminal"))
-            s.parts += 1
-            name = f"terminal.part-{s.parts}.cast"
-            self.store.put(rec.id, name, chunk, **meta)
-            s.part_names.append(name)
-            s.cast_sent = len(term)
-        if s.log is not None and len(s.log.parts) > s.log_sent:
-            s.parts += 1
-            name = f"streams.part-{s.parts}.bin"
-            self.store.put(rec.id, name, b"".join(s.log.parts[s.log_sent:]), **meta)
-            s.part_names.append(name)
-            s.log_sent = len(s.log.parts)
-        row = replace(rec, status="live", status_reason="in progress",
-                      metadata={**rec.metadata, "live-checkpoint-ts": f"{max(s.last_ts, rec.start):.6f}"})
-        catalog.write_session(row, self.import_id, self.source_name, list(s.part_names))
-        s.in_catalog = True
+    def _checkpoint_items(self, s: LiveSession) -> Callable[[], Any]:
+        """A session in progress: its new terminal output and stream bytes as the next parts,
+        its row as ``live``. What was sent is noted only once it is written."""
+        def make() -> Any:
+            rec = s.rec
+            meta = {"time_range": (rec.start, max(s.last_ts, rec.start)), "source": self.source_name}
+            puts: list[tuple[str, str, bytes, dict]] = []
+            names = list(s.part_names)
+            parts = s.parts
+            term = rec.terminal
+            cast_to, log_to = s.cast_sent, s.log_sent
+            if len(term) > s.cast_sent:
+                chunk = to_asciicast(term[s.cast_sent:], start=rec.start, term=rec.metadata.get("terminal"))
+                parts += 1
+                names.append(f"terminal.part-{parts}.cast")
+                puts.append((rec.id, names[-1], chunk, meta))
+                cast_to = len(term)
+            if s.log is not None and len(s.log.parts) > s.log_sent:
+                parts += 1
+                names.append(f"streams.part-{parts}.bin")
+                puts.append((rec.id, names[-1], b"".join(s.log.parts[s.log_sent:]), meta))
+                log_to = len(s.log.parts)
+            row = replace(rec, status="live", status_reason="in progress",
+                          metadata={**rec.metadata, "live-checkpoint-ts": f"{max(s.last_ts, rec.start):.6f}"})
+
+            def done() -> None:
+                s.parts, s.part_names, s.cast_sent, s.log_sent = parts, names, cast_to, log_to
+                s.in_catalog, s.dirty = True, False
+            return puts, (row, self.import_id, self.source_name, names), done
+        return make
 
     def recover(self) -> None:
         """Rows left ``live`` by a sensor that died: close them as ``partial``, join their parts."""
@@ -656,6 +684,7 @@ class SensorDaemon:
         return {
             "pid": os.getpid(), "running": not self.stop_requested, "started": iso(self.started),
             "updated": time.time(), "capture": self.cfg.interface or f"pcap:{self.cfg.pcap}",
+            "capture_method": {RingSocket: "ring", PacketSocket: "socket"}.get(type(self.source), "pcap-stream"),
             "filter": self.filter_expr(), "checkpoint_seconds": self.cfg.checkpoint_seconds,
             "last_checkpoint": iso(self.last_checkpoint),
             "counters": {
@@ -732,7 +761,7 @@ class SensorDaemon:
             log("SIGHUP: a new capture interface takes effect at the next restart")
             new.interface, new.pcap = old.interface, old.pcap
         if (new.subnets, new.ports, new.content_detection) != (old.subnets, old.ports, old.content_detection) \
-                and isinstance(self.source, PacketSocket):
+                and isinstance(self.source, (PacketSocket, RingSocket)):
             expr = build_filter(new.subnets, new.ports, new.content_detection)
             try:
                 self.source.set_filter(compile_filter(expr, new.interface))

@@ -43,9 +43,12 @@ def summary(home: Path) -> dict[tuple, dict]:
     return out
 
 
-@pytest.fixture(scope="module")
-def scenario(span, tmp_path_factory):
-    base = tmp_path_factory.mktemp("live")
+@pytest.fixture(scope="module", params=["ring", "socket"])
+def scenario(request, span, tmp_path_factory):
+    """The same story over each capture path: the TPACKET_V3 ring (the default) and the plain
+    packet socket (its fallback)."""
+    method = request.param
+    base = tmp_path_factory.mktemp(f"live-{method}")
     live_home, import_home = base / "live", base / "import"
     # the jump host's keys for the SSH session were deposited before it happened
     run(live_home, "keys", "add", str(SSH_KEYS))
@@ -58,6 +61,7 @@ interface = "{span.mirror}"
 subnets = ["127.0.0.0/8", "10.20.0.0/16"]
 ports = [22, 23, 2222, 2323, 3389]
 content_detection = true
+method = "{method}"
 
 [capture.ring]
 file_mb = 1
@@ -83,6 +87,7 @@ listen = "127.0.0.1:{metrics_port}"
 """)
     sensor = Sensor(live_home, "--config", str(conf))
     sensor.wait_started()
+    assert sensor.status()["capture_method"] == method, sensor.log()
     try:
         replayed = span.replay(*REPLAYED)
         wait_for("every replayed session to end", lambda: (
