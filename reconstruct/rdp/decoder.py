@@ -27,6 +27,7 @@ from reconstruct.decoder import KeyLookup, NoKeys
 from reconstruct.events import (AuthAttempt, ClipboardCopy, CommandEntered, DecodeError, Event, FileTransfer,
                                 Metadata, Notice)
 from reconstruct.rdp import credssp, mcs, mppc, stdsec, x224
+from reconstruct.rdp.cliprdr_files import ClipboardFileError, ClipboardFiles
 from reconstruct.rdp.layout import Keyboard, LineEditor, layout_for
 from reconstruct.rdp.pyrdp_bridge import (Click, Clipboard, DriveRedirection, InputReader, Key, ReplayWriter, Sync,
                                           Unicode, client_info, confirm_active_resolution, slowpath)
@@ -35,6 +36,7 @@ from reconstruct.rdp.tls import TLSDecryptor, TLSError, load_rsa_private_key
 SEC_EXCHANGE_PKT, SEC_ENCRYPT, SEC_INFO_PKT, SEC_LICENSE_PKT = 0x0001, 0x0008, 0x0040, 0x0080
 SEC_SECURE_CHECKSUM = 0x0800
 CHANNEL_FLAG_FIRST, CHANNEL_FLAG_LAST, CHANNEL_PACKET_COMPRESSED = 0x1, 0x2, 0x00200000
+CB_FILECONTENTS_REQUEST, CB_FILECONTENTS_RESPONSE = 0x8, 0x9
 PDUTYPE_DEMAND_ACTIVE, PDUTYPE_CONFIRM_ACTIVE, PDUTYPE_DATA = 0x1, 0x3, 0x7
 PDUTYPE2_INPUT, PDUTYPE2_SAVE_SESSION_INFO, PDUTYPE2_SET_ERROR_INFO = 0x1C, 0x26, 0x2F
 FASTPATH_UPDATETYPE_BITMAP, FASTPATH_UPDATETYPE_SURFCMDS = 0x1, 0x4
@@ -130,6 +132,7 @@ class RDPDecoder:
         self.commands = 0
         self.inputs = InputReader()
         self.clipboard = Clipboard()
+        self.clipfiles = ClipboardFiles(MAX_FILE)
         self.drives = DriveRedirection(MAX_FILE)
         self._vc: dict[tuple[str, int], bytearray] = {}
         self._replay = ReplayWriter(replay_limit) if record_replay else None
@@ -202,6 +205,7 @@ class RDPDecoder:
                 self._fail(f"the capture ends inside the TLS handshake ({seen})")
         if self.line.text:
             self._out.append(Notice(ts, "typed-unfinished", self._redact(self.line.take())))
+        self._out += self.clipfiles.close(ts)
         self._emit_auth(final=True)
         self._video_verdict()
         if self._replay is not None:
@@ -835,6 +839,18 @@ class RDPDecoder:
                 self.gfx_channel = True
 
     def _cliprdr(self, direction: str, msg: bytes) -> None:
+        if len(msg) < 8:
+            return
+        msg_type, msg_flags, n = struct.unpack_from("<HHI", msg, 0)
+        if msg_type in (CB_FILECONTENTS_REQUEST, CB_FILECONTENTS_RESPONSE):
+            try:
+                if msg_type == CB_FILECONTENTS_REQUEST:
+                    self.clipfiles.request(direction, msg[8:8 + n])
+                else:
+                    self._out += self.clipfiles.response(direction, msg_flags, msg[8:8 + n], self._ts)
+            except ClipboardFileError as e:
+                self._warn("cliprdr-files", f"clipboard file transfer: {e}; skipped")
+            return
         try:
             r = self.clipboard.message(direction, msg)
         except Exception:
@@ -843,7 +859,14 @@ class RDPDecoder:
         if r is None:
             return
         kind, value = r
-        if kind == "text":
+        if kind == "formats":
+            self._out += self.clipfiles.format_list(direction, self._ts)
+        elif kind == "files":
+            try:
+                self._out += self.clipfiles.file_list(direction, value, self._ts)
+            except ClipboardFileError as e:
+                self._warn("cliprdr-files", f"clipboard file transfer: {e}; skipped")
+        elif kind == "text":
             text = self._redact(value)
             self._out.append(ClipboardCopy(self._ts, direction, text))
             if direction == "c2s":

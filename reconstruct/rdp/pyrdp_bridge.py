@@ -26,6 +26,8 @@ from pyrdp.pdu.rdp.virtual_channel.clipboard import (  # noqa: E402
     FormatDataRequestPDU, FormatDataResponsePDU, FormatListPDU)
 
 CF_TEXT, CF_OEMTEXT, CF_UNICODETEXT = 1, 7, 13
+CB_FORMAT_DATA_RESPONSE = 5
+FILE_LIST_FORMAT = "FileGroupDescriptorW"
 TEXT_FORMAT_NAMES = {"UTF8_STRING", "text/plain", "TEXT", "STRING", "text/plain;charset=utf-8"}
 PTRFLAGS_DOWN, PTRFLAGS_BUTTON1, PTRFLAGS_BUTTON2, PTRFLAGS_BUTTON3 = 0x8000, 0x1000, 0x2000, 0x4000
 KBDFLAGS_EXTENDED, KBDFLAGS_RELEASE = 0x0100, 0x8000
@@ -176,7 +178,15 @@ class Clipboard:
         self.requested: dict[str, int] = {}          # direction of the *response* -> format id
 
     def message(self, direction: str, data: bytes) -> tuple[str, object] | None:
-        """("text", str) for a text Format Data Response, ("formats", names) for a Format List."""
+        """("text", str) for a text Format Data Response, ("formats", names) for a Format List,
+        ("files", CLIPRDR_FILELIST bytes) for a FileGroupDescriptorW response (read by
+        ``cliprdr_files``, not by PyRDP, whose parser assumes one format list for both sides)."""
+        if len(data) >= 8 and data[0] == CB_FORMAT_DATA_RESPONSE and data[1] == 0:
+            fid = self.requested.get(direction)
+            if fid is not None and self.formats.get(direction, {}).get(fid) == FILE_LIST_FORMAT:
+                del self.requested[direction]
+                flags, n = struct.unpack_from("<HI", data, 2)
+                return ("files", data[8:8 + n]) if flags & 0x1 else None
         pdu = self.parser.parse(data)
         if isinstance(pdu, FormatListPDU):
             self.formats[direction] = {fid: _z(getattr(f, "formatName", b"")) for fid, f in pdu.formatList.items()}

@@ -9,14 +9,17 @@
 #   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
 #   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video |
 #                                      stdsecsalted | stdsecrekey | tls12cbc | tls12cbcmte | tls12chacha |
-#                                      tls13chacha | nla
-#   rdp/gen.sh captures           all fourteen captures
+#                                      tls13chacha | nla | clipfile
+#   rdp/gen.sh captures           all fifteen captures
 # (stdsecsalted: FreeRDP's default salted MACs, which Debian's xrdp rejects, so the session ends
 #  after the Client Info PDU; stdsecrekey: > 4096 encrypted client packets, to cross a re-key)
 # (Drive redirection is not in this corpus: FreeRDP 2.11 announces file-system devices only after
 #  the server's RDPDR User Logged On PDU, which xrdp 0.9.21 never sends, so no drive appears.)
 # (video: xrdp with bulk_compression=false, so the graphics are renderable by PyRDP; it runs the
 #  short layout script with the word "video" on a US keyboard)
+# (clipfile: a file copied on the client (text/uri-list on the client display) and pasted on the
+#  server, where xrdp-chansrv serves it through its FUSE mount ~/thinclient_drives/.clipboard:
+#  reading that file there makes chansrv fetch it with cliprdr File Contents requests)
 #   rdp/gen.sh all                setup + captures
 #
 # Environment overrides:
@@ -100,7 +103,8 @@ do_setup() {
         -e 's|^EnableSyslog=.*|EnableSyslog=false|' \
         -e "s|^DefaultWindowManager=.*|DefaultWindowManager=$W/etc/session.sh|" \
         -e 's|^EnableUserWindowManager=.*|EnableUserWindowManager=false|' \
-        -e 's|^Policy=.*|Policy=Separate|' /etc/xrdp/sesman.ini > "$W/etc/sesman.ini"
+        -e 's|^Policy=.*|Policy=Separate|' \
+        -e '/^\[ChansrvLogging\]/,/^\[/ s|^LogLevel=.*|LogLevel=DEBUG|' /etc/xrdp/sesman.ini > "$W/etc/sesman.ini"
     if ! "$VENV/bin/python" -c 'import cryptography, dpkt' 2>/dev/null; then
         log "helper venv at $VENV (rsakeys2pem.py: cryptography, timeline.py: dpkt)"
         python3 -m venv "$VENV"
@@ -172,11 +176,11 @@ stop_pid() { # $1=pid $2=signal; waits up to 10 s, then SIGKILL
 }
 port_busy() { ss -ltn "sport = :$1" | grep -q LISTEN; }
 
-XVFB_PID= SESMAN_PID= XRDP_PID= TCPDUMP_PID= CLIENT_PID=
+XVFB_PID= SESMAN_PID= XRDP_PID= TCPDUMP_PID= CLIENT_PID= CLIP_PID=
 NLA_SERVER_PID= NLA_XTERM_PID= NLA_XVFB_PID=
 cleanup() {
     stop_pid "$NLA_SERVER_PID"; stop_pid "$NLA_XTERM_PID"; stop_pid "$NLA_XVFB_PID"
-    stop_pid "$CLIENT_PID"; stop_pid "$TCPDUMP_PID" INT; stop_pid "$XRDP_PID"
+    stop_pid "$CLIP_PID"; stop_pid "$CLIENT_PID"; stop_pid "$TCPDUMP_PID" INT; stop_pid "$XRDP_PID"
     stop_pid "$SESMAN_PID"; stop_pid "$XVFB_PID"
 }
 
@@ -245,6 +249,38 @@ run_session_script() { # $1=typed marker  $2=client->server clipboard text  $3=s
     sleep 1
     act mouse "glide (300,350)->(400,120) back to console" glide 300 350 400 120
     sleep 0.3
+    act type "exit (ends X session -> server logs client off)" type_line 'exit'
+}
+
+# Clipboard file copy, client -> server. The file is made here from MARK (so its name, size and
+# SHA-256 are known before the session); on the client display it is put on the CLIPBOARD as
+# text/uri-list, which FreeRDP announces as FileGroupDescriptorW. On the server the user lists the
+# clipboard's files (chansrv asks for the descriptor and fills ~/thinclient_drives/.clipboard) and
+# copies the file out of the FUSE mount (chansrv asks the client for its size and byte ranges).
+CLIPFILE_LINES=2600
+clipfile_make() { # $1=path: CLIPFILE_LINES numbered lines, each with a hash so nothing repeats
+    python3 -c 'import hashlib,sys
+m,n=sys.argv[2],int(sys.argv[3])
+open(sys.argv[1],"w").write("".join(f"{m} clipboard file line {i:05d} {hashlib.sha256((m+str(i)).encode()).hexdigest()[:16]}\n" for i in range(n)))' \
+        "$1" "$MARK" "$CLIPFILE_LINES"
+}
+run_clipfile_script() { # $1=client file path
+    local f=$1 base; base=$(basename "$1")
+    act mouse "glide (700,550)->(300,100) over console xterm" glide 700 550 300 100
+    act click "left click at (300,100) in console xterm" click
+    sleep 0.5
+    DISPLAY=":$CDISP" xclip -quiet -selection clipboard -t text/uri-list <<<"file://$f" >/dev/null 2>&1 &
+    CLIP_PID=$!
+    printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" clip-c2s-file \
+        "client clipboard := file://$f as text/uri-list (xclip on client display)" >>"$ACTLOG"
+    sleep 1.5
+    act type "xclip -o -selection clipboard -t text/uri-list" type_line 'xclip -o -selection clipboard -t text/uri-list'
+    sleep 2
+    act type "cp thinclient_drives/.clipboard/$base . && sha256sum $base" \
+        type_line "cp thinclient_drives/.clipboard/$base . && sha256sum $base"
+    sleep 3
+    act screenshot "client window -> screens/$SNAPNAME.png" snap "$LOGS/screens/$SNAPNAME.png"
+    stop_pid "$CLIP_PID"; CLIP_PID=
     act type "exit (ends X session -> server logs client off)" type_line 'exit'
 }
 
@@ -330,6 +366,9 @@ capture_one() {
                   printf '%s\n' 'openssl_conf = default_conf' '[default_conf]' 'ssl_conf = ssl_sect' \
                       '[ssl_sect]' 'system_default = system_default_sect' '[system_default_sect]' \
                       'Ciphersuites = TLS_CHACHA20_POLY1305_SHA256' >"$osslconf" ;;
+      clipfile)   name=rdp-clipfile;    sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
+                  cname=$CNAME_PREFIX-CLIPFILE; cargs=(/sec:tls)
+                  preload="$W/sslkeylog_shim.so" ;;
       kbdfr)      name=rdp-kbd-fr;      sec=tls; crypt=high; protos="TLSv1.3"; ciphers=""
                   cname=$CNAME_PREFIX-KBDFR; cargs=(/sec:tls); kbd=0x40c; word=qwzyx
                   preload="$W/sslkeylog_shim.so" ;;
@@ -393,7 +432,17 @@ capture_one() {
     printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" ready "session desktop with console xterm visible" >>"$ACTLOG"
     eval "$(xdo search --class xfreerdp | head -1 | xargs -I{} env DISPLAY=:$CDISP xdotool getwindowgeometry --shell {})"
     WX=$X WY=$Y
-    if [ "$id" = stdsecrekey ]; then
+    if [ "$id" = clipfile ]; then
+        local home cf="$W/clientfiles/$MARK-clipfile-c2s.txt"
+        home=$(getent passwd "$RDP_USER" | cut -d: -f6)
+        mkdir -p "$W/clientfiles"; clipfile_make "$cf"; rm -f "$home/$(basename "$cf")"
+        run_clipfile_script "$cf"
+        sleep 1
+        printf 'capture=%s\nclient_name=%s\nuser=%s\nkeyboard_layout=%s\nclipfile_c2s_name=%s\nclipfile_c2s_size=%s\nclipfile_c2s_sha256=%s\nclipfile_c2s_server_copy_sha256=%s\n' \
+            "$name" "$cname" "$RDP_USER" "$kbd" "$(basename "$cf")" "$(stat -c %s "$cf")" \
+            "$(sha256sum "$cf" | cut -d' ' -f1)" \
+            "$(sha256sum "$home/$(basename "$cf")" 2>/dev/null | cut -d' ' -f1)" >"$OUT/$name.params.txt"
+    elif [ "$id" = stdsecrekey ]; then
         run_rekey_script
         printf 'capture=%s\nclient_name=%s\nuser=%s\nkeyboard_layout=%s\nmouse_moves=%s\ntyped_after_moves=%s\n' \
             "$name" "$cname" "$RDP_USER" "$kbd" "$REKEY_MOVES" "echo $MARK-after-rekey" >"$OUT/$name.params.txt"
