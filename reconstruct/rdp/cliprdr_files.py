@@ -192,14 +192,13 @@ class ClipboardFiles:
             self.ahead_pieces += 1
             return
         self._append(t, data)
-        while t.next in t.ahead:
-            self.ahead_pieces -= 1
-            self._append(t, t.ahead.pop(t.next))
-        # pieces that the appended data now covers, at least in part
-        for off in sorted(o for o in t.ahead if o < t.next):
+        while t.ahead:                                   # pieces held back that now follow on
+            off = min(t.ahead)
+            if off > t.next:
+                break
             piece = t.ahead.pop(off)
             self.ahead_pieces -= 1
-            if off + len(piece) > t.next:
+            if off + len(piece) > t.next:                # (a piece may overlap what came before)
                 self._append(t, piece[t.next - off:])
 
     def _append(self, t: _Transfer, data: bytes) -> None:

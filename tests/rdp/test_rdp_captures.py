@@ -5,6 +5,8 @@ keyboard layout read it), what crossed the clipboard both ways and where the mou
 and the password appears nowhere."""
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from rdp_corpus import MANIFEST, decoded
@@ -136,3 +138,17 @@ def test_nla_login_is_named_and_its_success_seen():
     assert want["domain"] in d.meta("domain")
     assert d.meta("selected_protocol") == ["HYBRID"] and d.meta("nla") == ["CredSSP/NTLM"]
     assert d.meta("video")[0] == "not reconstructed: the server used the RDPGFX graphics pipeline"
+
+
+@pytest.mark.parametrize("name", [n for n in GOOD if MANIFEST[n]["sessions"][0]["files"]])
+def test_files_copied_through_the_clipboard(name):
+    """The file the scenario copied on the client and pasted on the server comes out with the
+    name, size and SHA-256 gen.sh measured on both machines, and its content is kept."""
+    want = MANIFEST[name]["sessions"][0]["files"]
+    got = decoded(name).of("FileTransfer")
+    assert [(f.direction, f.path, f.method, f.size, f.sha256) for f in got] == \
+        [(w["direction"], w["path"], w["method"], w["size"], w["sha256"]) for w in want]
+    for f in got:
+        assert f.complete and hashlib.sha256(f.content).hexdigest() == f.sha256
+    copies = [n for n in decoded(name).of("Notice") if n.kind == "clipboard-file-copy"]
+    assert [n.tags for n in copies] == [("file-copy",)] * len(want)

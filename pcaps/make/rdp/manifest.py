@@ -38,6 +38,7 @@ CAPTURES = {
                     "rdp-tls12-chacha.keylog", "--keys"),
     "tls13chacha": ("rdp-tls13-chacha", "TLS 1.3 TLS_CHACHA20_POLY1305_SHA256", "rdp-tls13-chacha.keylog", "--keys"),
     "nla": ("rdp-nla", "HYBRID (NLA: CredSSP/NTLM) over TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-nla.keylog", "--keys"),
+    "clipfile": ("rdp-clipfile", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-clipfile.keylog", "--keys"),
 }
 # gen.sh: where each script clicks (session pixels)
 CLICKS_MAIN = ["left click at (300, 100)", "left click at (300, 350)"]
@@ -98,6 +99,20 @@ def main() -> None:
             session["clicks"] = []
             description = ("xfreerdp /sec:rdp with FreeRDP's default salted MACs; Debian's xrdp accepts "
                            "only plain MACs and logs the client off right after its Client Info PDU")
+        elif "clipfile_c2s_name" in p:
+            # gen.sh run_clipfile_script: the file gen.sh made on the client, copied there as
+            # text/uri-list, listed and copied out of chansrv's FUSE clipboard on the server;
+            # gen.sh hashed both the client's file and the server's copy
+            name = p["clipfile_c2s_name"]
+            assert p["clipfile_c2s_server_copy_sha256"] == p["clipfile_c2s_sha256"], \
+                "the server's copy differs from the client's file: the scenario failed"
+            session["commands"] = ["xclip -o -selection clipboard -t text/uri-list",
+                                   f"cp thinclient_drives/.clipboard/{name} . && sha256sum {name}", "exit"]
+            session["files"] = [{"direction": "upload", "path": name, "method": "clipboard",
+                                 "size": int(p["clipfile_c2s_size"]), "sha256": p["clipfile_c2s_sha256"]}]
+            session["tags"] = ["file-copy"]
+            description = ("xfreerdp -> xrdp, TLS 1.3: a file copied on the client (text/uri-list) is "
+                           "pasted on the server out of xrdp-chansrv's FUSE clipboard folder")
         elif "mouse_moves" in p:
             # gen.sh run_rekey_script: more than 4096 encrypted client packets, then a typed line
             session["commands"] = [p["typed_after_moves"], "exit"]
