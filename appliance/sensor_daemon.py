@@ -59,6 +59,9 @@ TICK = 0.2                        # seconds: how often the loop looks up from th
 STATUS_EVERY = 0.5
 ALERT_HOLD = 60.0                 # an alert stays raised this long after its cause last moved
 DISK_ALERT_RATIO = 0.05
+BEHIND_BYTES = 1 << 20            # captured bytes waiting: the loop is behind the capture
+CHECKPOINT_SHARE = 5              # behind: a checkpoint at most every 5x its own duration
+MAX_CHECKPOINT_STRETCH = 5        # ... but never more than 5x checkpoint_seconds apart
 FOLLOW_QUEUE = 2000               # chunks waiting for a slow `sessiontap live ID` before it is cut off
 
 
@@ -164,6 +167,7 @@ class SensorDaemon:
         self._last_keys_missing = 0.0
         self.redecode_pending = False     # keys arrived; waiting sessions still to be tried
         self._stop_logged = False
+        self._checkpoint_cost = 0.0       # seconds the last checkpoint took
 
     # -- set-up ---------------------------------------------------------------------------------
     def _make_siem(self, cfg: Config) -> Siem:
@@ -433,8 +437,10 @@ class SensorDaemon:
         if self.redecode_pending:
             self.redecode_waiting()
         now = time.time()
-        if self.finished or now - self.last_checkpoint >= self.cfg.checkpoint_seconds:
+        if now - self.last_checkpoint >= self.checkpoint_interval():
+            t0 = time.monotonic()
             self.checkpoint()
+            self._checkpoint_cost = time.monotonic() - t0
         if self.ring is not None and now - self.last_checkpoint < TICK * 2:
             self.ring.flush()
         self._check_health()
@@ -442,6 +448,18 @@ class SensorDaemon:
             self.write_status()
 
     # -- writing ----------------------------------------------------------------------------------
+    def checkpoint_interval(self) -> float:
+        """``checkpoint_seconds``, stretched while the capture is behind so that writing takes at
+        most ``1/CHECKPOINT_SHARE`` of the time: a checkpoint costs about the same whatever it
+        carries (catalog open, one group commit, one transaction), so under a backlog fewer,
+        larger checkpoints leave the core to the packets. The stretch shows in the status
+        (``checkpoint_interval``) and the checkpoint age metric."""
+        base = self.cfg.checkpoint_seconds
+        src = self.source
+        if src is not None and src.counters.queue_bytes > BEHIND_BYTES:
+            return max(base, min(CHECKPOINT_SHARE * self._checkpoint_cost, MAX_CHECKPOINT_STRETCH * base))
+        return base
+
     def checkpoint(self, final: bool = False) -> None:
         """Seal what changed since the last checkpoint and rewrite the catalog rows: all of it
         as one vault group commit and one catalog transaction (hundreds of sessions in
@@ -687,6 +705,7 @@ class SensorDaemon:
             "capture_method": {RingSocket: "ring", PacketSocket: "socket"}.get(type(self.source), "pcap-stream"),
             "filter": self.filter_expr(), "checkpoint_seconds": self.cfg.checkpoint_seconds,
             "last_checkpoint": iso(self.last_checkpoint),
+            "checkpoint_interval": round(self.checkpoint_interval(), 3),
             "counters": {
                 "packets": c.packets if c else 0, "bytes": c.bytes if c else 0,
                 "kernel_drops": c.kernel_drops if c else 0, "own_drops": c.own_drops if c else 0,
