@@ -23,6 +23,9 @@ BAD = [
     ("[metrics]\nlisten = 'localhost'", "metrics.listen: 'localhost' is not HOST:PORT"),
     ("[escrow]\nlisten = '0.0.0.0:8443'", "escrow.tokens: the intake needs at least one host token"),
     ("[escrow]\nlisten = '0.0.0.0:8443'\ntokens = { j = 'hunter2' }", "escrow.tokens.j: expected \"sha256:<64 hex"),
+    ("[capture]\nmethod = 'pfring'", "capture.method: 'pfring' is not \"ring\" or \"socket\""),
+    ("[sessions]\nstop_seconds = 90", "sessions.stop_seconds: 90 is not between 0 and 40"),
+    ("[sessions]\nstop_seconds = 'soon'", "sessions.stop_seconds: expected a number of seconds"),
     ("[capture\n", "not valid TOML"),
 ]
 
