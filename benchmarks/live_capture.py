@@ -7,10 +7,14 @@ A network namespace and a veth pair make a virtual SPAN port (as in tests/applia
 rate, tcpreplay sends the mix at that many packets per second for about ``--seconds``, and we
 read the kernel's and the sensor's drop counters, the sensor's CPU time and peak RSS.
 
-Three capture paths are measured on the same rates, which is how the capture method was chosen:
+These paths are measured on the same rates, which is how the capture method was chosen:
 
-* ``sensor``  - the whole appliance (``sessiontap sensor``: AF_PACKET + reconstruction + vault);
-* ``socket``  - our AF_PACKET reader alone (``sensor.live.PacketSocket``, batches discarded);
+* ``sensor``  - the whole appliance (``sessiontap sensor``: capture + reconstruction + vault), with
+  the capture method(s) of ``--methods`` (``ring``: TPACKET_V3 mmap'd ring, ``socket``: one
+  ``recvmsg`` per packet); after the last rate it is stopped with SIGTERM while still behind, and
+  the time to exit and the packets counted as stop drops are reported;
+* ``reader``  - our capture alone (``RingSocket`` / ``PacketSocket``, batches discarded): what the
+  capture costs without the reconstruction, to tell the two apart;
 * ``tcpdump`` - ``tcpdump -w -`` into a pipe that is read and discarded (a capture child process).
 
 Then the keystroke-to-``live`` latency: a Telnet session is replayed up to its login, a
@@ -107,11 +111,12 @@ def packets_in(pcap: Path) -> int:
     return int(p.stdout.split("Number of packets:")[1].split()[0])
 
 
-def bench_sensor(span: Span, pcap: Path, rates: list[int], seconds: float, home: Path) -> list[dict]:
+def bench_sensor(span: Span, pcap: Path, rates: list[int], seconds: float, home: Path, method: str) -> list[dict]:
     env = dict(os.environ, SESSIONTAP_HOME=str(home))
+    errlog = open(home.parent / f"sensor-{method}.log", "wb")
     p = subprocess.Popen([sys.executable, "-m", "appliance.cli", "sensor", "--interface", span.mirror,
-                          "--checkpoint-seconds", "2"], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          "--checkpoint-seconds", "2", "--capture-method", method], cwd=ROOT, env=env,
+                         stdout=subprocess.DEVNULL, stderr=errlog)
     status = home / "run" / "status.json"
     while not status.exists():
         time.sleep(0.2)
@@ -127,25 +132,36 @@ def bench_sensor(span: Span, pcap: Path, rates: list[int], seconds: float, home:
             st1 = settle(lambda: {**(d := json.loads(status.read_text()))["counters"], "updated": d["updated"]},
                          quiet=2.0, limit=120)
             wall = time.time() - t0
-            out.append({"path": "sensor", "pps": rate, "sent": r["sent"], "achieved_pps": round(r["sent"] / r["seconds"]) if r["seconds"] else 0,
+            out.append({"path": f"sensor/{method}", "pps": rate, "sent": r["sent"], "achieved_pps": round(r["sent"] / r["seconds"]) if r["seconds"] else 0,
                         "captured": st1["packets"] - st0["packets"],
                         "kernel_drops": st1["kernel_drops"] - st0["kernel_drops"],
                         "own_drops": st1["own_drops"] - st0["own_drops"],
                         "cpu_percent": round(100 * (proc_cpu(p.pid) - cpu0) / wall, 1),
                         "rss_peak_mb": round(proc_hwm_mb(p.pid), 1)})
             print(json.dumps(out[-1]), flush=True)
+        # stop while behind: the last rate again, SIGTERM as soon as tcpreplay is done
+        span.replay(pcap, rates[-1], 1)
     finally:
+        t0 = time.monotonic()
         p.send_signal(signal.SIGTERM)
-        p.wait(timeout=120)
+        rc = p.wait(timeout=300)
+        stop = {"path": f"sensor/{method}", "stop_exit": rc, "stop_seconds": round(time.monotonic() - t0, 1)}
+        try:
+            stop["stop_drops"] = json.loads(status.read_text())["counters"].get("stop_drops")
+        except (OSError, ValueError):
+            pass
+        out.append(stop)
+        print(json.dumps(stop), flush=True)
     return out
 
 
-def bench_socket(span: Span, pcap: Path, rates: list[int], seconds: float) -> list[dict]:
-    from sensor.live import ADMIN_PORTS, PacketSocket, build_filter, compile_filter
+def bench_reader(span: Span, pcap: Path, rates: list[int], seconds: float, method: str) -> list[dict]:
+    from sensor.live import ADMIN_PORTS, PacketSocket, RingSocket, build_filter, compile_filter
     n = packets_in(pcap)
     out = []
     for rate in rates:
-        src = PacketSocket(span.mirror, compile_filter(build_filter([], list(ADMIN_PORTS), False), span.mirror))
+        bpf = compile_filter(build_filter([], list(ADMIN_PORTS), False), span.mirror)
+        src = RingSocket(span.mirror, bpf) if method == "ring" else PacketSocket(span.mirror, bpf)
         src.start()
         got = [0]
 
@@ -161,7 +177,7 @@ def bench_socket(span: Span, pcap: Path, rates: list[int], seconds: float) -> li
         settle(lambda: {"packets": src.counters.packets + src.refresh_counters().kernel_drops})
         c = src.counters
         wall = time.time() - t0
-        out.append({"path": "socket", "pps": rate, "sent": r["sent"], "captured": c.packets,
+        out.append({"path": f"reader/{method}", "pps": rate, "sent": r["sent"], "captured": c.packets,
                     "kernel_drops": c.kernel_drops, "own_drops": c.own_drops,
                     "cpu_percent": round(100 * (time.process_time() - c0) / wall, 1)})
         print(json.dumps(out[-1]), flush=True)
@@ -206,7 +222,7 @@ def bench_tcpdump(span: Span, pcap: Path, rates: list[int], seconds: float) -> l
     return out
 
 
-def bench_latency(span: Span, home: Path, tmp: Path, samples: int) -> dict:
+def bench_latency(span: Span, home: Path, tmp: Path, samples: int, method: str) -> dict:
     """Frame sent -> follower printed it, for single server packets of a live Telnet session."""
     t1 = ROOT / "pcaps" / "telnet" / "t1_inetutils_full_session.pcap"
     fields = sh("tshark", "-r", str(t1), "-T", "fields", "-e", "frame.number", "-e", "tcp.srcport", "-e", "tcp.len").stdout
@@ -216,7 +232,8 @@ def bench_latency(span: Span, home: Path, tmp: Path, samples: int) -> dict:
     head = tmp / "head.pcap"
     sh("editcap", "-F", "pcap", "-r", str(t1), str(head), f"1-{login}", check=True)
     env = dict(os.environ, SESSIONTAP_HOME=str(home))
-    sensor = subprocess.Popen([sys.executable, "-m", "appliance.cli", "sensor", "--interface", span.mirror],
+    sensor = subprocess.Popen([sys.executable, "-m", "appliance.cli", "sensor", "--interface", span.mirror,
+                               "--capture-method", method],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = home / "run" / "status.json"
     lat: list[float] = []
@@ -285,7 +302,8 @@ def main() -> int:
     ap.add_argument("--mix", type=Path)
     ap.add_argument("--rates", default="5000,10000,20000,40000,80000")
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--paths", default="sensor,socket,tcpdump,latency")
+    ap.add_argument("--paths", default="sensor,reader,tcpdump,latency")
+    ap.add_argument("--methods", default="ring,socket", help="capture methods for sensor, reader and latency")
     ap.add_argument("--latency-samples", type=int, default=30)
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -300,20 +318,26 @@ def main() -> int:
             tmp = Path(tmpd)
             pcap = a.mix or mix_pcap(tmp)
             print(f"mix: {pcap} ({packets_in(pcap)} packets)", flush=True)
-            if "sensor" in paths:
-                results["sensor"] = bench_sensor(span, pcap, rates, a.seconds, tmp / "home")
-            if "socket" in paths:
-                results["socket"] = bench_socket(span, pcap, rates, a.seconds)
+            print(f"load before: {open('/proc/loadavg').read().strip()}", flush=True)
+            for method in a.methods.split(","):
+                if "sensor" in paths:
+                    results[f"sensor/{method}"] = bench_sensor(span, pcap, rates, a.seconds, tmp / f"home-{method}",
+                                                               method)
+                if "reader" in paths:
+                    results[f"reader/{method}"] = bench_reader(span, pcap, rates, a.seconds, method)
+                if "latency" in paths:
+                    results[f"latency/{method}"] = bench_latency(span, tmp / f"home-lat-{method}", tmp,
+                                                                 a.latency_samples, method)
+                    print(json.dumps({f"latency/{method}": results[f"latency/{method}"]}), flush=True)
             if "tcpdump" in paths:
                 results["tcpdump"] = bench_tcpdump(span, pcap, rates, a.seconds)
-            if "latency" in paths:
-                results["latency"] = bench_latency(span, tmp / "home-lat", tmp, a.latency_samples)
-                print(json.dumps({"latency": results["latency"]}), flush=True)
+            print(f"load after: {open('/proc/loadavg').read().strip()}", flush=True)
     finally:
         span.close()
     for path, rows in results.items():
-        if path == "latency":
+        if path.startswith("latency"):
             continue
+        rows = [r for r in rows if "pps" in r]
         ok = [r["pps"] for r in rows if r.get("kernel_drops", 0) == 0 and r.get("own_drops", 0) == 0
               and r["captured"] >= r["sent"]]
         print(f"{path}: highest rate with zero drops: {max(ok) if ok else 'none'} pps")

@@ -375,7 +375,7 @@ TPACKET_V3 = 2
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
 BLOCK_SIZE = 1 << 20                 # one ring block: one Batch (frames up to 64 KiB fit many times)
-BLOCK_TIMEOUT_MS = 50                # a block that is not full is handed over after this long anyway
+BLOCK_TIMEOUT_MS = 20                # a block that is not full is handed over after this long anyway (latency)
 _BLOCK_HDR = struct.Struct("<IIIII")   # version, offset_to_priv, block_status, num_pkts, offset_to_first_pkt
 _BLK_LEN = struct.Struct("<I")         # blk_len, at offset 20
 
