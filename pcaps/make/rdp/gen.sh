@@ -9,8 +9,8 @@
 #   rdp/gen.sh setup              apt packages, test user, shims, server cert, helper venv
 #   rdp/gen.sh capture ID [ID..]  ID = stdsec | tls12rsa | tls12ecdhe | tls13 | kbdde | kbdfr | video |
 #                                      stdsecsalted | stdsecrekey | tls12cbc | tls12cbcmte | tls12chacha |
-#                                      tls13chacha | nla | clipfile
-#   rdp/gen.sh captures           all fifteen captures
+#                                      tls13chacha | nla | clipfile | drive
+#   rdp/gen.sh captures           all sixteen captures
 # (stdsecsalted: FreeRDP's default salted MACs, which Debian's xrdp rejects, so the session ends
 #  after the Client Info PDU; stdsecrekey: > 4096 encrypted client packets, to cross a re-key)
 # (Drive redirection is not in this corpus: FreeRDP 2.11 announces file-system devices only after
@@ -262,7 +262,7 @@ clipfile_make() { # $1=path: CLIPFILE_LINES numbered lines, each with a hash so 
     python3 -c 'import hashlib,sys
 m,n=sys.argv[2],int(sys.argv[3])
 open(sys.argv[1],"w").write("".join(f"{m} clipboard file line {i:05d} {hashlib.sha256((m+str(i)).encode()).hexdigest()[:16]}\n" for i in range(n)))' \
-        "$1" "$MARK" "$CLIPFILE_LINES"
+        "$1" "$MARK" "${2:-$CLIPFILE_LINES}"
 }
 run_clipfile_script() { # $1=client file path
     local f=$1 base; base=$(basename "$1")
@@ -566,6 +566,86 @@ capture_nla() {
     ls -la "$pcap"
 }
 
+# Drive redirection (rdpdr): rdesktop 1.9 shares a client folder with -r disk:share=DIR. (FreeRDP
+# 2.11 announces file-system devices only after the server's RDPDR User Logged On PDU, which
+# xrdp 0.9.21 never sends -- it announces RDPDR 1.12 without that extended PDU -- so /drive:
+# never reaches xrdp; rdesktop announces its drives right after the Client ID Confirm.)
+# On the server chansrv mounts the share with FUSE at ~/thinclient_drives/share: the user copies
+# a file out of it (IRP_MJ_READ, client -> server) and writes one into it (IRP_MJ_WRITE).
+# TLS (rdesktop's GnuTLS negotiates TLS 1.3 with xrdp); the key log is xrdp's (the shim), and
+# rdesktop's own (GnuTLS honours SSLKEYLOGFILE) is the cross-check.
+DRIVE_LINES=1500
+capture_drive() {
+    local name=rdp-drive cname=$CNAME_PREFIX-DRIVE pcap="$OUT/rdp-drive.pcap" id=drive
+    local ini="$W/etc/xrdp-drive.ini" share="$W/clientshare" home
+    local fin=$MARK-drive-in.txt fout=$MARK-drive-out.txt
+    command -v rdesktop >/dev/null || die "rdesktop missing (apt-get install rdesktop)"
+    log "=== capture drive -> $pcap"
+    home=$(getent passwd "$RDP_USER" | cut -d: -f6)
+    rm -rf "$share"; mkdir -p "$share"; rm -f "$home/$fin"
+    clipfile_make "$share/$fin" "$DRIVE_LINES"
+    ACTLOG="$W/run/$name.actions.tsv"; : >"$ACTLOG"; SNAPNAME=$name
+    mk_xrdp_ini "$ini" tls high "TLSv1.2, TLSv1.3" "" true
+    rm -f "$pcap" "$W/keys/$name".*.keylog "$W/log/xrdp.log"
+    env LD_PRELOAD="$W/sslkeylog_shim.so" SSLKEYLOGFILE="$W/keys/$name.server.keylog" \
+        xrdp -n -c "$ini" >"$W/log/xrdp.stdout" 2>&1 &
+    XRDP_PID=$!
+    for _ in $(seq 50); do port_busy $PORT && break; sleep 0.1; done
+    port_busy $PORT || die "xrdp did not listen"
+    : >"$W/log/tcpdump-$id.log"
+    tcpdump -i lo -s 0 -U -n -Z root -w "$pcap" "tcp port $PORT" 2>"$W/log/tcpdump-$id.log" &
+    TCPDUMP_PID=$!
+    for _ in $(seq 50); do grep -q 'listening on' "$W/log/tcpdump-$id.log" && break; sleep 0.1; done
+    sleep 0.5
+    local t0; t0=$(date +%s.%N)
+    # rdesktop asks whether to trust an unknown certificate on its terminal: the answer is "yes"
+    (yes yes | env DISPLAY=":$CDISP" HOME="$W/clienthome" SSLKEYLOGFILE="$W/keys/$name.client.keylog" \
+        rdesktop -u "$RDP_USER" -p "$RDP_PASS" -g 800x600 -a 16 -k en-us -n "$cname" \
+        -r "disk:share=$share" 127.0.0.1:$PORT >"$W/log/rdesktop-$id.log" 2>&1) &
+    CLIENT_PID=$!
+    printf '%s\t%s\t%s\t%s\n' "$t0" "$t0" connect "rdesktop -r disk:share=<client folder> -n $cname -u $RDP_USER" >>"$ACTLOG"
+    local ok=0
+    for _ in $(seq 200); do
+        alive "$CLIENT_PID" || break
+        if pgrep -u "$RDP_USER" -x xterm >/dev/null && xdo search --class rdesktop >/dev/null 2>&1; then ok=1; break; fi
+        sleep 0.1
+    done
+    [ $ok = 1 ] || { cleanup_capture; die "session did not come up (see $W/log/rdesktop-$id.log)"; }
+    sleep 2.5
+    printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" ready "session desktop with console xterm visible" >>"$ACTLOG"
+    eval "$(xdo search --class rdesktop | head -1 | xargs -I{} env DISPLAY=:$CDISP xdotool getwindowgeometry --shell {})"
+    WX=$X WY=$Y
+    act mouse "glide (700,550)->(300,100) over console xterm" glide 700 550 300 100
+    act click "left click at (300,100) in console xterm" click
+    sleep 0.5
+    act type "ls thinclient_drives/share" type_line "ls thinclient_drives/share"
+    sleep 1.5
+    act type "cp thinclient_drives/share/$fin . && sha256sum $fin" type_line "cp thinclient_drives/share/$fin . && sha256sum $fin"
+    sleep 2
+    act type "seq 1 3000 > thinclient_drives/share/$fout" type_line "seq 1 3000 > thinclient_drives/share/$fout"
+    sleep 2
+    act screenshot "client window -> screens/$SNAPNAME.png" snap "$LOGS/screens/$SNAPNAME.png"
+    act type "exit (ends X session -> server logs client off)" type_line 'exit'
+    for _ in $(seq 200); do alive "$CLIENT_PID" || break; sleep 0.1; done
+    printf '%s\t%s\t%s\t%s\n' "$(date +%s.%N)" "$(date +%s.%N)" end "rdesktop exited" >>"$ACTLOG"
+    sleep 1
+    cleanup_capture
+    for _ in $(seq 50); do pgrep -u "$RDP_USER" -x Xorg >/dev/null || break; sleep 0.2; done
+    cp "$W/keys/$name.server.keylog" "$OUT/$name.keylog"
+    if [ -s "$W/keys/$name.client.keylog" ] && cmp -s <(sort "$W/keys/$name.client.keylog") <(sort "$OUT/$name.keylog"); then
+        log "client (GnuTLS) and server (OpenSSL) key logs agree"
+    else
+        log "WARNING: client/server key logs differ or the client wrote none"
+    fi
+    printf 'capture=%s\nclient_name=%s\nuser=%s\nkeyboard_layout=0x409\ndrive=share\ndrive_read_name=%s\ndrive_read_size=%s\ndrive_read_sha256=%s\ndrive_read_server_copy_sha256=%s\ndrive_write_name=%s\ndrive_write_size=%s\ndrive_write_sha256=%s\n' \
+        "$name" "$cname" "$RDP_USER" "$fin" "$(stat -c %s "$share/$fin")" "$(sha256sum "$share/$fin" | cut -d' ' -f1)" \
+        "$(sha256sum "$home/$fin" 2>/dev/null | cut -d' ' -f1)" "$fout" "$(stat -c %s "$share/$fout" 2>/dev/null)" \
+        "$(sha256sum "$share/$fout" 2>/dev/null | cut -d' ' -f1)" >"$OUT/$name.params.txt"
+    cp "$W/log/rdesktop-$id.log" "$LOGS/$name.rdesktop.log"; cp "$W/log/xrdp.log" "$LOGS/$name.xrdp.log"
+    "$VENV/bin/python" "$TOOLS/timeline.py" "$pcap" "$ACTLOG" "$OUT/$name.timeline.tsv"
+    ls -la "$pcap"
+}
+
 do_captures() {
     [ -x "$W/sslkeylog_shim.so" ] || [ -f "$W/sslkeylog_shim.so" ] || die "run setup first"
     if [ -z "$RDP_PASS" ]; then
@@ -577,7 +657,7 @@ do_captures() {
     start_infra
     local id
     for id in "$@"; do
-        if [ "$id" = nla ]; then capture_nla; else capture_one "$id"; fi
+        case "$id" in nla) capture_nla ;; drive) capture_drive ;; *) capture_one "$id" ;; esac
         sleep 2
     done
     cleanup; trap - EXIT
@@ -592,8 +672,8 @@ case "${1:-}" in
     setup) do_setup ;;
     capture) shift; do_captures "$@" ;;
     captures) do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey \
-                          tls12cbc tls12cbcmte tls12chacha tls13chacha nla ;;
+                          tls12cbc tls12cbcmte tls12chacha tls13chacha nla clipfile drive ;;
     all) do_setup; do_captures stdsec tls12rsa tls12ecdhe tls13 kbdde kbdfr video stdsecsalted stdsecrekey \
-                     tls12cbc tls12cbcmte tls12chacha tls13chacha nla ;;
+                     tls12cbc tls12cbcmte tls12chacha tls13chacha nla clipfile drive ;;
     *) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 2 ;;
 esac
