@@ -895,6 +895,10 @@ class RDPDecoder:
                                               hashlib.sha256(value.data).hexdigest(), "rdpdr",
                                               content=value.data if value.complete else None,
                                               complete=value.complete))
+                how = ("read by the server from the client's drive" if value.direction == "upload"
+                       else "written by the server to the client's drive")
+                self._out.append(Notice(self._ts, "drive-file-copy", f"{value.path} ({len(value.data)} bytes) {how}"
+                                        + ("" if value.complete else " (incomplete)"), ("file-copy",), "medium"))
 
     # ------------------------------------------------------------------- video ----
     def _video_verdict(self) -> None:

@@ -278,6 +278,7 @@ class DriveRedirection:
     (MS-RDPEFS 2.2.1.4.4: Length, Offset, 20 bytes padding, data)."""
 
     IRP_MJ_CREATE, IRP_MJ_CLOSE, IRP_MJ_READ, IRP_MJ_WRITE = 0x0, 0x2, 0x3, 0x4
+    IO_COMPLETION = struct.pack("<HH", 0x4472, 0x4943)          # RDPDR_CTYP_CORE, PAKID_CORE_DEVICE_IOCOMPLETION
 
     def __init__(self, max_file: int) -> None:
         from pyrdp.parser.rdp.virtual_channel.device_redirection import DeviceRedirectionParser
@@ -293,6 +294,17 @@ class DriveRedirection:
         from pyrdp.pdu.rdp.virtual_channel.device_redirection import (
             DeviceCloseRequestPDU, DeviceCreateRequestPDU, DeviceCreateResponsePDU, DeviceIORequestPDU,
             DeviceListAnnounceRequest, DeviceReadRequestPDU, DeviceReadResponsePDU)
+        if direction == "c2s" and len(data) >= 16 and data[:4] == self.IO_COMPLETION:
+            cid = struct.unpack_from("<I", data, 8)[0]
+            if cid not in self._create and cid not in self._read:
+                # a completion we do not read (directory listing, query info, ...): PyRDP parses
+                # some of them regardless of their status and fails on the empty answer of an
+                # ended directory listing (STATUS_NO_MORE_FILES), so it is not asked to; what it
+                # remembered about the request is dropped so that nothing grows per request
+                for table in ("majorFunctionsForParsingResponse", "minorFunctionsForParsingResponse",
+                              "informationClassForParsingResponse"):
+                    getattr(self.parser, table, {}).pop(cid, None)
+                return []
         pdu = self.parser.parse(data)
         out: list[object] = []
         if isinstance(pdu, DeviceListAnnounceRequest):

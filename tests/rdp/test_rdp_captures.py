@@ -141,14 +141,20 @@ def test_nla_login_is_named_and_its_success_seen():
 
 
 @pytest.mark.parametrize("name", [n for n in GOOD if MANIFEST[n]["sessions"][0]["files"]])
-def test_files_copied_through_the_clipboard(name):
-    """The file the scenario copied on the client and pasted on the server comes out with the
-    name, size and SHA-256 gen.sh measured on both machines, and its content is kept."""
-    want = MANIFEST[name]["sessions"][0]["files"]
-    got = decoded(name).of("FileTransfer")
+def test_files_copied_through_the_clipboard_or_a_redirected_drive(name):
+    """The files the scenario moved -- copied on the client and pasted on the server
+    (rdp-clipfile), read from and written to the client's shared folder (rdp-drive) -- come out
+    with the names, sizes and SHA-256 gen.sh measured on both machines, their content kept, and
+    each one is on the timeline tagged file-copy."""
+    want = MANIFEST[name]["sessions"][0]
+    d = decoded(name)
+    got = d.of("FileTransfer")
     assert [(f.direction, f.path, f.method, f.size, f.sha256) for f in got] == \
-        [(w["direction"], w["path"], w["method"], w["size"], w["sha256"]) for w in want]
+        [(w["direction"], w["path"], w["method"], w["size"], w["sha256"]) for w in want["files"]]
     for f in got:
         assert f.complete and hashlib.sha256(f.content).hexdigest() == f.sha256
-    copies = [n for n in decoded(name).of("Notice") if n.kind == "clipboard-file-copy"]
-    assert [n.tags for n in copies] == [("file-copy",)] * len(want)
+    copies = [n for n in d.of("Notice") if "file-copy" in n.tags]
+    assert len(copies) == len(want["files"])
+    assert not [n for n in d.of("Notice") if n.kind == "decode-warning"]
+    if "redirected_devices" in want:
+        assert d.meta("redirected_devices") == [want["redirected_devices"]]

@@ -94,3 +94,17 @@ def test_a_read_with_a_hole_is_marked_incomplete():
     events += feed(dec, "s2c", close_req(1, 5, 3), 1.0)
     f = [e for e in events if type(e).__name__ == "FileTransfer"]
     assert len(f) == 1 and not f[0].complete and f[0].content is None
+
+
+def test_the_end_of_a_directory_listing_is_not_a_parse_failure():
+    """`ls` on the share (rdp-drive.pcap): the client ends the listing with STATUS_NO_MORE_FILES and
+    an empty buffer, which PyRDP's parser cannot read; it is not ours to read either."""
+    dec = RDPDecoder()
+    path = "\\*".encode("utf-16-le") + b"\0\0"
+    query = hdr(0x4952) + struct.pack("<IIIII", 1, 77, 30, 0xC, 0x1) + \
+        struct.pack("<IBI", 0x3, 1, len(path)) + b"\0" * 23 + path          # IRP_MN_QUERY_DIRECTORY
+    no_more = hdr(0x4943) + struct.pack("<III", 1, 30, 0x80000006) + struct.pack("<I", 0) + b"\0"
+    events = feed(dec, "c2s", device_list(1, b"SHARE"), 1.0)
+    events += feed(dec, "s2c", query, 1.1) + feed(dec, "c2s", no_more, 1.2)
+    assert not [e for e in events if type(e).__name__ == "Notice"]
+    assert dec.drives.parser.majorFunctionsForParsingResponse == {}       # nothing kept per request

@@ -641,6 +641,10 @@ capture_drive() {
         "$name" "$cname" "$RDP_USER" "$fin" "$(stat -c %s "$share/$fin")" "$(sha256sum "$share/$fin" | cut -d' ' -f1)" \
         "$(sha256sum "$home/$fin" 2>/dev/null | cut -d' ' -f1)" "$fout" "$(stat -c %s "$share/$fout" 2>/dev/null)" \
         "$(sha256sum "$share/$fout" 2>/dev/null | cut -d' ' -f1)" >"$OUT/$name.params.txt"
+    # what was negotiated, as tshark reads the ServerHello (rdesktop and xrdp choose it, not this script)
+    tshark -r "$pcap" -d tcp.port==$PORT,tls -Y "tls.handshake.type==2" -T fields \
+        -e tls.handshake.extensions.supported_version -e tls.handshake.ciphersuite 2>/dev/null |
+        head -1 | awk '{print "tshark_tls_version=" $1 "\ntshark_tls_ciphersuite=" $2}' >>"$OUT/$name.params.txt"
     cp "$W/log/rdesktop-$id.log" "$LOGS/$name.rdesktop.log"; cp "$W/log/xrdp.log" "$LOGS/$name.xrdp.log"
     "$VENV/bin/python" "$TOOLS/timeline.py" "$pcap" "$ACTLOG" "$OUT/$name.timeline.tsv"
     ls -la "$pcap"

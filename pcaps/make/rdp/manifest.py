@@ -39,7 +39,13 @@ CAPTURES = {
     "tls13chacha": ("rdp-tls13-chacha", "TLS 1.3 TLS_CHACHA20_POLY1305_SHA256", "rdp-tls13-chacha.keylog", "--keys"),
     "nla": ("rdp-nla", "HYBRID (NLA: CredSSP/NTLM) over TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-nla.keylog", "--keys"),
     "clipfile": ("rdp-clipfile", "TLS 1.3 TLS_AES_256_GCM_SHA384", "rdp-clipfile.keylog", "--keys"),
+    "drive": ("rdp-drive", None, "rdp-drive.keylog", "--keys"),        # security: what tshark saw
 }
+# TLS as tshark names it in the ServerHello (capture_drive records it; rdesktop and xrdp negotiate)
+TLS_VERSIONS = {"0x0303": "TLS 1.2", "0x0304": "TLS 1.3"}
+TLS_SUITES = {"0x1301": "TLS_AES_128_GCM_SHA256", "0x1302": "TLS_AES_256_GCM_SHA384",
+              "0x1303": "TLS_CHACHA20_POLY1305_SHA256", "0xc030": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+              "0xc02f": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}
 # gen.sh: where each script clicks (session pixels)
 CLICKS_MAIN = ["left click at (300, 100)", "left click at (300, 350)"]
 CLICKS_SHORT = ["left click at (300, 100)"]
@@ -62,6 +68,8 @@ def main() -> None:
     manifest: dict[str, dict] = {}
     for cid, (stem, security, keyfile, option) in CAPTURES.items():
         p = params(OUT / f"{stem}.params.txt")
+        if security is None:
+            security = f"{TLS_VERSIONS[p['tshark_tls_version']]} {TLS_SUITES[p['tshark_tls_ciphersuite']]}"
         session = {
             "protocol": "rdp", "server_port": int(common["PORT"]),
             # The login succeeded (the session ran), but xrdp never sends the Save Session Info
@@ -113,6 +121,27 @@ def main() -> None:
             session["tags"] = ["file-copy"]
             description = ("xfreerdp -> xrdp, TLS 1.3: a file copied on the client (text/uri-list) is "
                            "pasted on the server out of xrdp-chansrv's FUSE clipboard folder")
+        elif "drive_read_name" in p:
+            # gen.sh capture_drive: rdesktop shares a client folder; on the server the user lists
+            # it, copies a file out of it and writes one into it; gen.sh hashed the client's file,
+            # the server's copy of it, and what the server wrote into the client's folder
+            fin, fout = p["drive_read_name"], p["drive_write_name"]
+            assert p["drive_read_server_copy_sha256"] == p["drive_read_sha256"], \
+                "the server's copy differs from the client's file: the scenario failed"
+            session["commands"] = [f"ls thinclient_drives/{p['drive']}",
+                                   f"cp thinclient_drives/{p['drive']}/{fin} . && sha256sum {fin}",
+                                   f"seq 1 3000 > thinclient_drives/{p['drive']}/{fout}", "exit"]
+            session["files"] = [
+                {"direction": "upload", "path": f"{p['drive']}:/{fin}", "method": "rdpdr",
+                 "size": int(p["drive_read_size"]), "sha256": p["drive_read_sha256"]},
+                {"direction": "download", "path": f"{p['drive']}:/{fout}", "method": "rdpdr",
+                 "size": int(p["drive_write_size"]), "sha256": p["drive_write_sha256"]}]
+            session["redirected_devices"] = p["drive"]
+            session["tags"] = ["file-copy"]
+            session["client"] = "rdesktop 1.9"
+            session["bulk_compression"] = False         # rdesktop does not offer it without -z
+            description = (f"rdesktop -> xrdp, {security}, client folder shared as drive "
+                           f"'{p['drive']}': the server copies a file out of it and writes one into it")
         elif "mouse_moves" in p:
             # gen.sh run_rekey_script: more than 4096 encrypted client packets, then a typed line
             session["commands"] = [p["typed_after_moves"], "exit"]
