@@ -13,8 +13,8 @@
 #   rdp/gen.sh captures           all sixteen captures
 # (stdsecsalted: FreeRDP's default salted MACs, which Debian's xrdp rejects, so the session ends
 #  after the Client Info PDU; stdsecrekey: > 4096 encrypted client packets, to cross a re-key)
-# (Drive redirection is not in this corpus: FreeRDP 2.11 announces file-system devices only after
-#  the server's RDPDR User Logged On PDU, which xrdp 0.9.21 never sends, so no drive appears.)
+# (drive: rdesktop, not xfreerdp: FreeRDP 2.11 announces file-system devices only after the
+#  server's RDPDR User Logged On PDU, which xrdp 0.9.21 never sends; see capture_drive)
 # (video: xrdp with bulk_compression=false, so the graphics are renderable by PyRDP; it runs the
 #  short layout script with the word "video" on a US keyboard)
 # (clipfile: a file copied on the client (text/uri-list on the client display) and pasted on the
@@ -70,7 +70,7 @@ do_setup() {
     [ -n "${SKIP_APT:-}" ] || apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-upgrade \
         xrdp xorgxrdp freerdp2-x11 xvfb xdotool xclip xterm x11-xserver-utils \
         x11-utils fonts-dejavu-core tcpdump tshark gcc libc6-dev openssl \
-        python3-venv python3-pil freerdp2-shadow-x11 winpr-utils
+        python3-venv python3-pil freerdp2-shadow-x11 winpr-utils rdesktop
     # On a systemd box the xrdp package starts its own xrdp/xrdp-sesman on 3389/3350
     # with /etc/xrdp config; this script runs private instances instead.
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q xrdp 2>/dev/null; then
