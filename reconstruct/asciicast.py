@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import json
+from json.encoder import encode_basestring  # the C escaper behind json.dumps(ensure_ascii=False)
 from typing import Iterable, Protocol
 
 from reconstruct.events import Event, Input, Output, Resize, Tagged
@@ -67,7 +68,9 @@ def to_asciicast(events: Iterable[Event], *, start: float | None = None, title: 
         else:
             code, data = "m", f"{e.tag}: {e.text}"[:200]
         if data:
-            lines.append(json.dumps([t, code, data], ensure_ascii=False))
+            # what json.dumps([t, code, data], ensure_ascii=False) writes, without its per-call
+            # encoder set-up (a recording has one line per keystroke and echo)
+            lines.append(f'[{t!r}, "{code}", {encode_basestring(data)}]')
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

@@ -55,6 +55,11 @@ _ALT_TOGGLE_RE = re.compile(rb"\x1b\[\?(?:1049|1047|47)([hl])")
 
 _IDLE, _TYPING = 0, 1
 
+# attrs -> {character: Char} for _Screen.draw. Chars are immutable namedtuples, so one table
+# serves every screen of the process: a bulk import runs thousands of short sessions and a
+# per-screen table would be rebuilt (one namedtuple per character) for each of them.
+_CHARS: dict = {}
+
 
 def looks_like_prompt(text: str) -> bool:
     """True if ``text`` (the screen left of the cursor) ends like a shell/CLI prompt."""
@@ -69,7 +74,6 @@ class _Screen(pyte.Screen):
         self.scrolled = 0                       # lines scrolled off the top so far
         self.history: deque[str] = deque(maxlen=HISTORY_LINES)
         self.alt_saved: tuple[dict[int, dict], pyte.screens.Cursor] | None = None
-        self._chars: dict = {}                  # attrs -> {character: Char}, for draw()
 
     def row_text(self, y: int) -> str:
         line = self.buffer[y]
@@ -94,11 +98,11 @@ class _Screen(pyte.Screen):
             super().draw(data)
             return
         attrs = cursor.attrs
-        per = self._chars.get(attrs)
+        per = _CHARS.get(attrs)
         if per is None:
-            if len(self._chars) > 256:
-                self._chars.clear()
-            per = self._chars[attrs] = {}
+            if len(_CHARS) > 1024:
+                _CHARS.clear()
+            per = _CHARS[attrs] = {}
         line = self.buffer[cursor.y]
         for ch in text:
             c = per.get(ch)

@@ -6,8 +6,11 @@ The entry's own hash is SHA-256 of its canonical form *with* the signature. A si
 (``{"seq", "hash"}``) names the last entry, so removing entries from the end is detected too.
 
 Two stores share this logic: the ledger keeps one file per entry (``ledger/00000042.json``,
-so a manifest can be read, copied into an evidence bundle and named by a human), the audit
-log keeps one line per entry (``audit/log.jsonl``, appended on every access).
+so a manifest can be read, copied into an evidence bundle and named by a human) or, for a
+group commit, one segment file per group (``ledger/00000043.jsonl``: entries 43, 44, ... one
+per line, each signed and chained exactly like a single entry; creating one file per entry
+cost more than sealing the recording on a bulk import); the audit log keeps one line per
+entry (``audit/log.jsonl``, appended on every access).
 """
 from __future__ import annotations
 
@@ -108,6 +111,23 @@ class Chain:
             self.write_head(key, seq + 1, h)
         return entry, h
 
+    def append_many(self, key: Ed25519PrivateKey, tip: tuple[int, str], bodies: list[dict]) -> list[tuple[dict, str]]:
+        """Entries ``tip.seq + 1 ...`` for ``bodies``, stored together, then one head."""
+        seq, prev = tip
+        out: list[tuple[dict, str]] = []
+        for body in bodies:
+            entry = sign_entry(key, {**body, "seq": seq + 1, "prev": prev})
+            seq, prev = seq + 1, entry_hash(entry)
+            out.append((entry, prev))
+        if out:
+            self._store_many([e for e, _ in out])
+            self.write_head(key, seq, prev)
+        return out
+
+    def _store_many(self, entries: list[dict]) -> None:
+        for entry in entries:
+            self._store(entry["seq"], entry)
+
     # -- reading and checking --------------------------------------------------------------
     def load(self, pub: Ed25519PublicKey | None = None,
              problems: list[Link] | None = None) -> list[dict]:
@@ -199,31 +219,68 @@ class Chain:
 
 
 class FileChain(Chain):
-    """One file per entry: ``<dir>/<seq:08d>.json``."""
+    """One file per entry (``<dir>/<seq:08d>.json``) or per group of entries written together
+    (``<dir>/<first seq:08d>.jsonl``, one entry per line)."""
 
     label = "ledger"
 
     def path(self, seq: int) -> Path:
         return self.dir / f"{seq:08d}.json"
 
+    def segment_path(self, first: int) -> Path:
+        return self.dir / f"{first:08d}.jsonl"
+
     def _store(self, seq: int, entry: dict) -> None:
         # no directory sync here: the head written next lives in the same directory and its
         # sync makes both renames durable; an entry lost with its head is a write that never was
         atomic_write(self.path(seq), canonical(entry) + b"\n", what=f"ledger entry {seq}", sync_dir=False)
 
+    def _store_many(self, entries: list[dict]) -> None:
+        if len(entries) == 1:
+            self._store(entries[0]["seq"], entries[0])
+            return
+        first = entries[0]["seq"]
+        atomic_write(self.segment_path(first), b"".join(canonical(e) + b"\n" for e in entries),
+                     what=f"ledger entries {first}..{entries[-1]['seq']}", sync_dir=False)
+
     def raw_entries(self) -> Iterator[tuple[int | None, bytes, str]]:
-        names = sorted(n for n in os.listdir(self.dir)
-                       if n.endswith(".json") and n[:-5].isdigit())
+        names = sorted((n for n in os.listdir(self.dir)
+                        if (n.endswith(".json") and n[:-5].isdigit())
+                        or (n.endswith(".jsonl") and n[:-6].isdigit())),
+                       key=lambda n: (int(n.split(".")[0]), n))
         for name in names:
-            yield int(name[:-5]), (self.dir / name).read_bytes(), f"ledger entry {name}"
+            data = (self.dir / name).read_bytes()
+            if name.endswith(".json"):
+                yield int(name[:-5]), data, f"ledger entry {name}"
+                continue
+            first = int(name[:-6])
+            for i, line in enumerate(data.splitlines()):
+                if line.strip():
+                    yield first + i, line, f"ledger entry {first + i} (line {i + 1} of {name})"
 
     def _entries_after(self, seq: int) -> Iterator[dict]:
         while True:
-            seq += 1
             try:
-                yield json.loads(self.path(seq).read_bytes())
-            except (FileNotFoundError, ValueError):
+                yield json.loads(self.path(seq + 1).read_bytes())
+                seq += 1
+                continue
+            except FileNotFoundError:
+                pass
+            except ValueError:
                 return
+            try:
+                data = self.segment_path(seq + 1).read_bytes()
+            except FileNotFoundError:
+                return
+            for line in data.splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    return
+                if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
+                    return
+                yield entry
+                seq = entry["seq"]
 
     def stray_temps(self) -> list[Path]:
         return [self.dir / n for n in os.listdir(self.dir) if n.endswith(TMP_SUFFIX)]

@@ -8,11 +8,22 @@ On disk (one data directory, ``SESSIONTAP_HOME``)::
     keys/master.key               default key file (mode 0600) when no passphrase is used
     keys/data/<rid>.key           the recording's data key, wrapped by the master key
     recordings/<rid:2>/<rid>.sealed   compressed + chunked AES-256-GCM (see sealed.py)
+    keys/data/<gid>.keys          a group commit's data keys, one wrapped key per line
+    recordings/packs/<gid>.pack   a group commit's sealed recordings, back to back; each
+                                  manifest names its pack and offset
     ledger/00000001.json ...      signed manifests and retention decisions, hash-chained
+    ledger/00000002.jsonl         a group commit's manifests, one signed entry per line
     ledger/HEAD                   signed pointer to the last ledger entry
     audit/log.jsonl, audit/HEAD   signed, hash-chained access log
     secrets/<sha256(name)>.sealed escrowed SSH/TLS keys
-    pending/<rid>                 intent marker of a write in progress (crash recovery)
+    pending/<rid or gid>          intent marker of a write in progress (crash recovery)
+
+Why packs: a bulk import seals thousands of small recordings, and on the appliance's file
+systems creating a file costs more CPU than compressing and encrypting a recording (measured
+0.3-0.8 ms per create here). A group commit therefore writes three files (keys, pack,
+ledger segment) instead of four per recording. Each recording keeps its own data key, so
+retention still crypto-shreds one recording at a time: its key line is removed from the
+group's key file, and the pack itself is removed once none of its recordings is left.
 
 Write order for ``put`` (each step durable before the next): pending marker, wrapped data
 key, sealed data, manifest (ledger entry), head, marker removed. A recording is visible only
@@ -211,6 +222,9 @@ class Vault:
         self._tip = (0, "")
         self._recs: dict[str, dict] = {}
         self._by_session: dict[str, dict[str, str]] = {}
+        self._pack_of: dict[str, str] = {}          # rid -> gid, kept after deletion
+        self._pack_live: dict[str, set[str]] = {}   # gid -> rids not deleted
+        self._pack_keys: tuple[str, int, dict[str, dict]] | None = None   # (gid, mtime, rid -> wrapped)
         self._deleted: dict[str, dict] = {}
         self._holds: set[str] = set()
         self._retention_days = DEFAULT_RETENTION_DAYS
@@ -219,9 +233,15 @@ class Vault:
         kind = entry.get("type")
         if kind == "recording":
             self._recs[entry["rid"]] = entry
+            if isinstance(entry.get("pack"), str):
+                self._pack_of[entry["rid"]] = entry["pack"]
+                self._pack_live.setdefault(entry["pack"], set()).add(entry["rid"])
             self._by_session.setdefault(entry["session_id"], {})[entry["name"]] = entry["rid"]
         elif kind == "deletion":
             rec = self._recs.pop(entry["rid"], None)
+            gid = self._pack_of.get(entry["rid"])
+            if gid is not None:
+                self._pack_live.get(gid, set()).discard(entry["rid"])
             self._deleted[entry["rid"]] = entry
             if rec is not None:
                 names = self._by_session.get(rec["session_id"], {})
@@ -345,38 +365,51 @@ class Vault:
                            "recordings are never replaced")
 
     def _store_group(self, todo: list[tuple[str, bytes, list[bytes], dict]]) -> None:
-        """The durable part of ``put_many``. Caller holds the lock."""
+        """The durable part of ``put_many``: one key file, one pack and one ledger segment for
+        the whole group. Caller holds the lock."""
         if len(todo) == 1:
             self._store(*todo[0])
             return
-        markers = [self.home / "pending" / rid for rid, *_ in todo]
-        written: list[str] = []
+        gid = secrets.token_hex(16)
+        marker = self.home / "pending" / gid
+        offset = 0
+        manifests = []
+        keylines = []
+        for rid, dk, pieces, manifest in todo:
+            manifests.append({**manifest, "pack": gid, "offset": offset})
+            offset += manifest["ciphertext_size"]
+            keylines.append(canonical({"rid": rid, "master": self._keys.active,
+                                       **wrap(self._keys.master, dk, self._dk_aad(rid))}) + b"\n")
+        written = False
         try:
             with group_commit():
-                for (rid, dk, pieces, manifest), marker in zip(todo, markers):
-                    create_marker(marker)
-                    self._write_recording(rid, dk, pieces, manifest)
-                    written.append(rid)
+                create_marker(marker)
+                written = True
+                atomic_write(self._keys_pack_path(gid), b"".join(keylines),
+                             what=f"the data keys of {len(todo)} recordings")
+                self._packs_dir().mkdir(exist_ok=True, mode=0o700)
+                atomic_write(self._pack_path(gid), (p for *_, pieces, _m in todo for p in pieces),
+                             what=f"{len(todo)} recordings")
             with group_commit():
-                for i, (rid, dk, pieces, manifest) in enumerate(todo):
-                    entry = self._append_ledger({**manifest, "created": iso(utcnow())},
-                                                write_head=i == len(todo) - 1)
-                    written.remove(rid)
-                del entry
+                created = iso(utcnow())
+                appended = self._ledger.append_many(self._keys.signing, self._tip,
+                                                    [{**m, "created": created} for m in manifests])
+                written = False
+                for entry, h in appended:
+                    token = self._ts.stamp(bytes.fromhex(h))
+                    if token:
+                        atomic_write(self.home / "ledger" / f"{entry['seq']:08d}.tsr", token,
+                                     what="a timestamp token")
+                    self._apply(entry)
         except BaseException:
-            for rid in written:       # not in the ledger: nothing of it may remain visible
-                for p in (self._data_path(rid), self._key_path(rid)):
-                    try:
-                        os.unlink(p)
-                    except OSError:
-                        pass
+            if written:       # not in the ledger: nothing of it may remain visible
+                self._destroy_pack(gid)
             raise
         finally:
-            for marker in markers:
-                try:
-                    remove_durable(marker, sync_dir=False)
-                except OSError:
-                    pass
+            try:
+                remove_durable(marker, sync_dir=False)
+            except OSError:
+                pass
 
     def _write_recording(self, rid: str, dk: bytes, pieces: list[bytes], manifest: dict) -> None:
         label = f"{manifest['session_id']}/{manifest['name']}"
@@ -457,15 +490,53 @@ class Vault:
     def _data_path(self, rid: str) -> Path:
         return self.home / "recordings" / rid[:2] / f"{rid}.sealed"
 
+    def _packs_dir(self) -> Path:
+        return self.home / "recordings" / "packs"
+
+    def _pack_path(self, gid: str) -> Path:
+        return self._packs_dir() / f"{gid}.pack"
+
+    def _keys_pack_path(self, gid: str) -> Path:
+        return self.home / "keys" / "data" / f"{gid}.keys"
+
+    def _pack_key_lines(self, gid: str) -> dict[str, dict]:
+        """rid -> wrapped key of one group's key file (the last one read is kept: reads of a
+        group's recordings come together)."""
+        path = self._keys_pack_path(gid)
+        mtime = os.stat(path).st_mtime_ns
+        if self._pack_keys is not None and self._pack_keys[:2] == (gid, mtime):
+            return self._pack_keys[2]
+        blobs: dict[str, dict] = {}
+        for line in path.read_bytes().splitlines():
+            blob = json.loads(line)
+            blobs[blob["rid"]] = blob
+        self._pack_keys = (gid, mtime, blobs)
+        return blobs
+
+    def sealed_blob(self, rid: str, manifest: dict) -> bytes:
+        """The sealed bytes of one recording, wherever they live (its own file or a pack)."""
+        gid = manifest.get("pack")
+        if not isinstance(gid, str):
+            return self._data_path(rid).read_bytes()
+        with open(self._pack_path(gid), "rb") as fh:
+            fh.seek(int(manifest.get("offset", 0)))
+            return fh.read(int(manifest.get("ciphertext_size", 0)))
+
     def _dk_aad(self, rid: str) -> bytes:
         return b"data key " + self._keys.vault_id.encode() + b" " + rid.encode()
 
     def _unwrap_dk(self, rid: str) -> bytes:
+        gid = self._pack_of.get(rid)
         try:
-            blob = json.loads(self._key_path(rid).read_bytes())
+            if gid is None:
+                blob = json.loads(self._key_path(rid).read_bytes())
+            else:
+                blob = self._pack_key_lines(gid).get(rid)
+                if blob is None:
+                    raise FileNotFoundError
         except FileNotFoundError:
             raise VaultError("its data key is missing (destroyed outside retention)") from None
-        except ValueError:
+        except (ValueError, KeyError, TypeError):
             raise VaultError("its data key file is corrupted") from None
         master = self._keys.masters.get(blob.get("master"))
         if master is None:
@@ -529,6 +600,19 @@ class Vault:
                 out.append(Problem(f"recording id {rid}", "was deleted by retention but its sealed data is still there (interrupted deletion; reopening the vault finishes it)"))
             elif rid not in recs:
                 out.append(Problem(f"recording id {rid}", f"sealed data {path.relative_to(self.home)} has no manifest in the ledger (its manifest was removed)"))
+        packs_dir = self._packs_dir()
+        live = {m.get("pack") for m in recs.values()}
+        gone = {m.get("pack") for m in recs.values() if m["rid"] in deleted}
+        for name in sorted(os.listdir(packs_dir)) if packs_dir.is_dir() else []:
+            gid = name[:-5]
+            if not name.endswith(".pack") or gid in pending or gid in live - gone:
+                continue
+            if any(m.get("pack") == gid and m["rid"] not in deleted for m in recs.values()):
+                continue
+            if gid in gone:
+                out.append(Problem(f"pack {gid}", "every recording in it was deleted by retention but the pack is still there (interrupted deletion; reopening the vault finishes it)"))
+            else:
+                out.append(Problem(f"pack {gid}", f"sealed data recordings/packs/{name} has no manifest in the ledger (its manifests were removed)"))
         return out
 
     def _data_files(self) -> Iterator[tuple[str, Path]]:
@@ -610,8 +694,37 @@ class Vault:
 
     def _destroy_files(self, rid: str) -> None:
         # the key first: once it is gone the chunks are noise, even if their removal is interrupted
-        remove_durable(self._key_path(rid))
-        remove_durable(self._data_path(rid))
+        gid = self._pack_of.get(rid)
+        if gid is None:
+            remove_durable(self._key_path(rid))
+            remove_durable(self._data_path(rid))
+            return
+        path = self._keys_pack_path(gid)
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            lines = []
+        keep = [l for l in lines if l.strip() and json.loads(l).get("rid") != rid]
+        if len(keep) != len(lines):
+            if keep:
+                atomic_write(path, b"".join(l + b"\n" for l in keep), what="a group's data keys")
+            else:
+                remove_durable(path)
+        self._pack_keys = None
+        if not self._pack_live.get(gid):
+            remove_durable(self._pack_path(gid))
+
+    def _pack_key_rids(self, gid: str) -> set[str]:
+        try:
+            return set(self._pack_key_lines(gid))
+        except (OSError, ValueError, KeyError):
+            return set()
+
+    def _destroy_pack(self, gid: str) -> None:
+        """A group write that never reached the ledger: its key file and pack go."""
+        remove_durable(self._keys_pack_path(gid))
+        remove_durable(self._pack_path(gid))
+        self._pack_keys = None
 
     # ================================================================ capacity
     def status(self, *, now: datetime | None = None,
@@ -742,6 +855,20 @@ class Vault:
                                           **wrap(master, dk, self._dk_aad(rid))}) + b"\n",
                          what="a rewrapped data key")
             count += 1
+        for path in sorted((self.home / "keys" / "data").glob("*.keys")):
+            lines = [json.loads(l) for l in path.read_bytes().splitlines() if l.strip()]
+            if all(b.get("master") == active for b in lines):
+                continue
+            out = []
+            for blob in lines:
+                if blob.get("master") != active:
+                    rid = blob["rid"]
+                    dk = unwrap(self._keys.masters[blob["master"]], blob, self._dk_aad(rid))
+                    blob = {"rid": rid, "master": active, **wrap(master, dk, self._dk_aad(rid))}
+                    count += 1
+                out.append(canonical(blob) + b"\n")
+            atomic_write(path, b"".join(out), what="a group's rewrapped data keys")
+            self._pack_keys = None
         for path in sorted((self.home / "secrets").glob("*.sealed")):
             doc = json.loads(path.read_bytes())
             if doc.get("master") == active:
@@ -796,12 +923,22 @@ class Vault:
         self._ledger.roll_forward(self._keys.signing, self._pub)
         self._reset_index()
         self._refresh()
+        packs = set(self._pack_of.values())
         for rid in os.listdir(self.home / "pending"):
             if _RID.match(rid) and rid not in self._recs and rid not in self._deleted:
-                self._destroy_files(rid)
+                if rid in packs:
+                    pass            # a group whose ledger segment made it: it is whole
+                else:
+                    self._destroy_files(rid)
+                    self._destroy_pack(rid)
             remove_durable(self.home / "pending" / rid)
         for rid in self._deleted:
-            if self._key_path(rid).exists() or self._data_path(rid).exists():
+            gid = self._pack_of.get(rid)
+            if gid is not None:
+                if rid in self._pack_key_rids(gid) or (
+                        not self._pack_live.get(gid) and self._pack_path(gid).exists()):
+                    self._destroy_files(rid)
+            elif self._key_path(rid).exists() or self._data_path(rid).exists():
                 self._destroy_files(rid)
         if len(self._keys.masters) > 1:
             self._finish_rotation()
@@ -815,13 +952,13 @@ class _Door:
         self._vault = vault
         self._rids = rids
 
-    def _load(self, rid: str) -> tuple[bytes, bytes]:
+    def _load(self, rid: str, m: dict | None = None) -> tuple[bytes, bytes]:
         if rid not in self._rids:
             raise VaultError("internal error: recording read without its audit entry")
         v = self._vault
         dk = v._unwrap_dk(rid)
         try:
-            blob = v._data_path(rid).read_bytes()
+            blob = v.sealed_blob(rid, m if m is not None else v._recs.get(rid, {}))
         except FileNotFoundError:
             raise VaultError("its sealed data is missing (deleted outside retention)") from None
         return dk, blob
@@ -845,7 +982,7 @@ class _Door:
         """Every fault of one recording, in words. Plaintext is hashed and dropped here."""
         out: list[str] = []
         try:
-            dk, blob = self._load(rid)
+            dk, blob = self._load(rid, m)
         except VaultError as err:
             return [str(err)]
         if len(blob) != m.get("ciphertext_size"):

@@ -1,9 +1,11 @@
 """Child process of the crash tests: works on a vault until it is killed with SIGKILL.
 
-``python -m tests.vault.crash_writer HOME N`` kills itself at the N-th durable file
+``python -m tests.vault.crash_writer HOME N [many]`` kills itself at the N-th durable file
 operation (write, fsync, rename, unlink), which walks the kill point through every step of
 put, audited get, retention and key rotation; ``N = 0`` runs until the parent kills it.
 Recording ``s<i>/terminal.cast`` always holds ``cast(i)``, so the parent knows what to expect.
+With ``many`` the recordings are written three at a time by ``put_many`` (the bulk import's
+group commit: one key file, one pack and one ledger segment per group).
 """
 from __future__ import annotations
 
@@ -35,13 +37,18 @@ def arm(kill_at: int) -> None:
 
 def main() -> None:
     home, kill_at = sys.argv[1], int(sys.argv[2])
+    many = sys.argv[3:] == ["many"]
     vault = Vault.open(home)
     start = len(vault.sessions()) + 1000 * len(vault.audit_entries())
     if kill_at:
         arm(kill_at)
     i = start
     while True:
-        vault.put(f"s{i}", "terminal.cast", cast(i, lines=60))
+        if many:
+            vault.put_many([(f"s{j}", "terminal.cast", cast(j, lines=60), {}) for j in (i, i + 1, i + 2)])
+            i += 2
+        else:
+            vault.put(f"s{i}", "terminal.cast", cast(i, lines=60))
         vault.get(f"s{i}", "terminal.cast", actor="crash-test", purpose="read back")
         if i % 3 == 0:
             vault.hold(f"s{i}", actor="crash-test")

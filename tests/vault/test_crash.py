@@ -18,9 +18,10 @@ from tests.vault.conftest import cast
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_child(home: Path, kill_at: int, delay: float | None = None) -> int:
+def run_child(home: Path, kill_at: int, delay: float | None = None, many: bool = False) -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.vault.crash_writer", str(home), str(kill_at)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.vault.crash_writer", str(home), str(kill_at)]
+                            + (["many"] if many else []),
                             cwd=ROOT, env=env, stderr=subprocess.PIPE)
     if delay is None:
         _, err = proc.communicate(timeout=120)
@@ -60,4 +61,16 @@ def test_kill_at_a_random_instant(tmp_path: Path, seed: int) -> None:
     home = tmp_path / "data"
     Vault.init(home, chunk_size=512)
     run_child(home, 0, delay=0.4 + random.Random(seed).random() * 1.2)
+    assert_consistent(home)
+
+
+# the same for group commits (put_many: key file, pack, ledger segment), then single puts,
+# retention, holds and rotation over the packs
+@pytest.mark.parametrize("kill_at", list(range(1, 90, 6)))
+def test_kill_during_group_commits(tmp_path: Path, kill_at: int) -> None:
+    home = tmp_path / "data"
+    Vault.init(home, chunk_size=512)
+    run_child(home, kill_at, many=True)
+    assert_consistent(home)
+    run_child(home, kill_at + 5, many=True)
     assert_consistent(home)
