@@ -24,6 +24,8 @@ import duckdb
 
 from appliance.console.access import ALL_ZONES, ROLES, Forbidden, Principal, check_cidrs
 from appliance.console.auth import Accounts, AuthError, check_name
+from appliance.console.replay import Replays
+from appliance.console.seek import CastError, whole
 from appliance.console.store import ConsoleStore
 from appliance.home import Home
 from storage.catalog import Catalog, SessionFilter, parse_time
@@ -242,6 +244,7 @@ class Api:
         self._reader: CatalogReader | None = None
         self._snaps: dict[tuple[str, ...] | None, tuple[float, dict[str, Any]]] = {}
         self._snap_lock = threading.Lock()
+        self.replays = Replays(self.vault, accounts.vault_lock)
         self.routes = self._routes()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -330,6 +333,13 @@ class Api:
               params=[sid]),
             R("GET", "/api/sessions/{id}/recording", self.recording,
               "The terminal recording (asciicast v2); audited read", params=[sid], produces="application/x-asciicast"),
+            R("GET", "/api/sessions/{id}/replay", self.replay,
+              "A window of the terminal recording for the player: an asciicast v2 that starts with the screen "
+              "at or before second t, then the recording's events for a few hundred KB; audited once per view "
+              "(send back the view id to move in the same view)",
+              params=[sid, Param("t", {"type": "number", "minimum": 0, "maximum": 1e9}, "recording second"),
+                      Param("view", {"type": "string", "pattern": r"^[A-Za-z0-9_-]{16,64}$"},
+                            "the view id a previous window of this session returned")]),
             R("GET", "/api/sessions/{id}/video", self.video, "The RDP video export (MP4), if one is stored; audited",
               params=[sid], produces="video/mp4"),
             R("GET", "/api/sessions/{id}/files/{sha256}", self.file_content,
@@ -403,6 +413,8 @@ class Api:
     def logout(self, ctx: Ctx) -> dict[str, Any]:
         if ctx.web_session:
             self.store.drop_web_session(ctx.web_session)
+        if ctx.principal is not None:
+            self.replays.drop_views_of(ctx.principal.name)
         return {"signed_out": True}
 
     def me(self, ctx: Ctx) -> dict[str, Any]:
@@ -518,6 +530,22 @@ class Api:
             body = self._read(p, s["id"], n, "replay in the console (session in progress)").splitlines()
             lines.extend(body if i == 0 else body[1:])
         return Raw(b"\n".join(lines) + b"\n", "application/x-asciicast")
+
+    def replay(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("content")
+        s = self._session(p, ctx.path["id"])
+        name = latest_version(self._names(s["id"]), "terminal.cast")
+        if name is None:  # a session in progress: its checkpoint parts, whole
+            w, view, indexing = whole(self.recording(ctx).data), None, False
+        else:
+            try:
+                w, view, indexing = self.replays.window(p.actor, p.name, s["id"], name, ctx.query.get("t", 0.0),
+                                                        ctx.query.get("view"))
+            except CastError as e:
+                raise ApiError(422, f"the stored recording cannot be replayed: {e}") from None
+        return {"cast": w.cast.decode("utf-8", "replace"), "start": w.start, "end": w.end,
+                "duration": w.duration, "whole": w.whole, "view": view, "indexing": indexing}
 
     def video(self, ctx: Ctx) -> Raw:
         p = self._p(ctx)
@@ -732,6 +760,7 @@ class Api:
         self.store.update_user(name, **fields)
         if fields.get("disabled") or "role" in fields or "zones" in fields:
             self.store.drop_web_sessions_of(name)  # new rights take effect at the next sign-in
+            self.replays.drop_views_of(name)
         self.store.log(p.name, "user-update", name, json.dumps(b, sort_keys=True), ctx.ip)
         nu = self.store.user(name)
         assert nu is not None

@@ -46,6 +46,7 @@ class Console:
             self.server.server_close()
 
     def close(self) -> None:
+        self.api.replays.stopping.set()
         self.server.shutdown()
         self.server.server_close()
         self.accounts.store.close()

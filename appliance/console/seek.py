@@ -247,7 +247,10 @@ def repaint(screen: _Screen) -> str:
     # character sets last: the text above was drawn with the default ones
     if screen.g0_charset is not pyte.charsets.LAT1_MAP:
         out.append("\x1b(" + _charset_code(screen.g0_charset))
-    # (G1 and shift-out are not carried: the emulator, like pyte, does not act on SO/SI)
+    if screen.g1_charset is not pyte.charsets.VT100_MAP:
+        out.append("\x1b)" + _charset_code(screen.g1_charset))
+    if screen.charset:
+        out.append("\x0e")
     return "".join(out)
 
 
@@ -257,9 +260,17 @@ class Emulator:
 
     def __init__(self, cols: int, rows: int) -> None:
         self.screen = _Screen(cols, rows)
-        self.stream = pyte.Stream(self.screen)
+        self.stream = self._stream()
         self.guard = _EscapeGuard()
         self.errors = 0
+
+    def _stream(self) -> pyte.Stream:
+        stream = pyte.Stream(self.screen)
+        # pyte in its default UTF-8 mode ignores character-set designation (ESC ( 0) and
+        # shift-out, and would show the "lqqk" of a line-drawing box; the browser's player
+        # and real terminals draw the box, so the emulator must too
+        stream.use_utf8 = False
+        return stream
 
     def event(self, code: str, data: str) -> None:
         if code == "o":
@@ -268,7 +279,7 @@ class Emulator:
             except Exception:
                 # pyte rejects a few odd private sequences by raising; a fresh parser goes on
                 self.errors += 1
-                self.stream = pyte.Stream(self.screen)
+                self.stream = self._stream()
         elif code == "r":
             size = _size(data)
             if size is not None and size != (self.screen.columns, self.screen.lines):

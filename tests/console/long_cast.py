@@ -52,12 +52,12 @@ def shell_session(seconds: float, *, seed: int = 7, width: int = 120, height: in
         emit("o", "".join(out), r.uniform(0.05, 0.3))
 
     def log_tail() -> None:
-        for _ in range(r.randint(20, 120)):
+        for _ in range(r.randint(50, 400)):
             lvl = r.choice(["INFO", "INFO", "INFO", "WARN", "ERR "])
             color = {"INFO": "0", "WARN": "33", "ERR ": "1;31"}[lvl]
             emit("o", f"Nov 24 {r.randint(0, 23):02}:{r.randint(0, 59):02}:{r.randint(0, 59):02} plc-gw "
                       f"\x1b[{color}m{lvl}\x1b[0m modbusd[{r.randint(100, 9999)}]: unit {r.randint(1, 247)} "
-                      f"register {r.randint(0, 65535)} = {r.randint(0, 65535)}\r\n", r.uniform(0.01, 2.0))
+                      f"register {r.randint(0, 65535)} = {r.randint(0, 65535)}\r\n", r.uniform(0.005, 0.2))
         emit("o", "^C\r\n", r.uniform(0.5, 3))
 
     def listing() -> None:
@@ -113,7 +113,7 @@ def shell_session(seconds: float, *, seed: int = 7, width: int = 120, height: in
             next_marker += marker_every
             continue
         what = r.choices(["table", "log", "ls", "top", "vi", "box", "wide", "clear", "resize", "idle"],
-                         [5, 4, 5, 1, 1, 2, 1, 1, 0.3, 2])[0]
+                         [5, 8, 5, 1, 1, 2, 1, 1, 0.3, 0.5])[0]
         cmd = {"table": "show interfaces", "log": "tail -f /var/log/modbusd.log", "ls": "ls --color -l",
                "top": "top", "vi": "vi unit.cfg", "box": "status --box", "wide": "cat alarm.txt",
                "clear": "clear", "resize": "", "idle": ""}[what]
@@ -139,7 +139,7 @@ def shell_session(seconds: float, *, seed: int = 7, width: int = 120, height: in
             emit("o", "\r\n", 0.01)
             resize()
         else:
-            emit("o", "\r\n", r.uniform(30, 300))  # the user walked away
+            emit("o", "\r\n", r.uniform(20, 180))  # the user walked away
         if r.random() < 0.05:
             cell = r.randint(1, 9)
     return ("\n".join(lines) + "\n").encode()

@@ -149,7 +149,12 @@ async function sessionsPage() {
 }
 
 // -- one session: replay, commands, timeline, review, export --------------------------------------
-const REPLAY = { player: null, cast: null, events: [], idle: null, speed: 1 };
+// Long recordings come in windows (GET /api/sessions/{id}/replay): an asciicast that starts with
+// the screen at a keyframe, then the recording's own events for a few hundred KB, at their own
+// times, so the player's clock is the recording's. Jumping outside the window fetches another one
+// in the same view (the server reads the vault once per view); playing past its end goes on with the next.
+const REPLAY = { player: null, cast: null, events: [], idle: null, speed: 1, win: null, sid: null, loading: null,
+  ready: false };
 
 // With "skip idle" the player compresses pauses, so its clock is not the recording's: map both ways.
 function castTimes(text) {
@@ -160,6 +165,21 @@ function castTimes(text) {
   }
   return times;
 }
+
+async function loadWindow(t) {
+  const q = new URLSearchParams({ t: String(Math.max(0, t)) });
+  if (REPLAY.win && REPLAY.win.view) q.set("view", REPLAY.win.view);
+  const w = await api("GET", `/api/sessions/${REPLAY.sid}/replay?${q}`);
+  REPLAY.win = w;
+  REPLAY.cast = w.cast;
+  REPLAY.events = castTimes(w.cast);
+}
+
+function inWindow(t) {
+  const w = REPLAY.win;
+  return !w || w.whole || (t >= w.start - 0.001 && t <= w.end + 0.001);
+}
+
 function toPlayer(t) {
   if (!REPLAY.idle) return t;
   let prev = 0, out = 0;
@@ -184,21 +204,38 @@ function makePlayer(at) {
   const box = document.getElementById("player");
   if (REPLAY.player) REPLAY.player.dispose();
   box.replaceChildren();
+  REPLAY.ready = false;  // until a seek has put it at its place
   const opts = { preload: true, autoPlay: false, speed: REPLAY.speed, fit: "width", terminalFontSize: "small" };
   if (REPLAY.idle) opts.idleTimeLimit = REPLAY.idle;
   if (at > 0) opts.startAt = toPlayer(at);
-  REPLAY.player = AsciinemaPlayer.create({ data: REPLAY.cast }, box, opts);
+  const player = REPLAY.player = AsciinemaPlayer.create({ data: REPLAY.cast }, box, opts);
+  player.addEventListener("ended", async () => {
+    const w = REPLAY.win;
+    if (player !== REPLAY.player || !w || w.whole || w.end >= w.duration) return;
+    const t = w.end;  // the next window starts where this one ends: play on
+    await loadWindow(t);
+    makePlayer(t);
+    await jump(t);
+    REPLAY.player.play();
+  });
   window.stPlayer = REPLAY.player;
   window.stRecordingTime = () => fromPlayer(REPLAY.player.getCurrentTime());
+  window.stWindow = () => REPLAY.win && { start: REPLAY.win.start, end: REPLAY.win.end,
+    duration: REPLAY.win.duration, whole: REPLAY.win.whole, indexing: REPLAY.win.indexing };
 }
 
-function jump(t) {
+async function jump(t) {
   // seek in recording seconds; the player shows the frame at that second
-  return REPLAY.player.seek(toPlayer(t));
+  if (!inWindow(t)) {
+    await loadWindow(t);
+    makePlayer(t);
+  }
+  await REPLAY.player.seek(toPlayer(t));
+  REPLAY.ready = true;
 }
 
 function hashTime() {
-  const m = /(?:^#|&)t=([0-9.]+)/.exec(location.hash);
+  const m = /(?:^#|&)t=([0-9.]+)/.exec(location.hash) || /[?&]t=([0-9.]+)/.exec(location.search);
   return m ? parseFloat(m[1]) : 0;
 }
 
@@ -214,6 +251,7 @@ async function reloadRecording(s) {
   const t = window.stRecordingTime ? window.stRecordingTime() : 0;
   REPLAY.cast = await api("GET", `/api/sessions/${s.id}/recording`);
   REPLAY.events = castTimes(REPLAY.cast);
+  REPLAY.win = null;  // in progress: the whole recording so far
   makePlayer(t);
   if (t > 0) await jump(t);
 }
@@ -221,11 +259,11 @@ async function reloadRecording(s) {
 async function setupReplay(s) {
   const box = document.getElementById("replay");
   box.hidden = false;
-  REPLAY.cast = await api("GET", `/api/sessions/${s.id}/recording`);
-  REPLAY.events = castTimes(REPLAY.cast);
+  REPLAY.sid = s.id;
   const t0 = hashTime();
+  await loadWindow(t0);
   makePlayer(t0);
-  if (t0 > 0) await jump(t0);
+  await jump(t0);
   renderCommands(s);
   document.getElementById("speed").addEventListener("change", (ev) => {
     const t = window.stRecordingTime(); REPLAY.speed = parseFloat(ev.target.value); makePlayer(t); jump(t);
@@ -234,7 +272,12 @@ async function setupReplay(s) {
     const t = window.stRecordingTime(); REPLAY.idle = ev.target.checked ? 2 : null; makePlayer(t); jump(t);
   });
   setInterval(() => {
-    if (REPLAY.player) document.getElementById("player-time").textContent = `at ${window.stRecordingTime().toFixed(1)} s of the recording`;
+    if (!REPLAY.player) return;
+    const t = window.stRecordingTime();
+    const total = REPLAY.win && !REPLAY.win.whole ? ` of ${REPLAY.win.duration.toFixed(0)} s` : "";
+    document.getElementById("player-time").textContent = `at ${t.toFixed(1)} s${total} of the recording`;
+    // moved outside the window with the player's own progress bar: fetch the window there
+    if (REPLAY.ready && !inWindow(t) && !REPLAY.loading) REPLAY.loading = jump(t).finally(() => { REPLAY.loading = null; });
   }, 500);
   window.addEventListener("hashchange", () => jump(hashTime()));
 }
