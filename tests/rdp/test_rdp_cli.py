@@ -3,6 +3,8 @@ list RDP sessions, read the transcript, export the PyRDP replay and, where PyRDP
 graphics, an MP4; where it cannot, the refusal says why."""
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from rdp_corpus import MANIFEST, RDP
@@ -59,3 +61,26 @@ def test_bulk_compressed_session_exports_and_keyless_export_says_why(cli, tmp_pa
     pytest.importorskip("PySide6", reason="optional video dependencies")
     cli("export", sid, "--format", "mp4", "-o", str(tmp_path / "x.mp4"))
     assert (tmp_path / "x.mp4").stat().st_size > 10000
+
+
+@pytest.mark.parametrize("name", ["rdp-clipfile.pcap", "rdp-drive.pcap"])
+def test_files_moved_in_an_rdp_session_are_listed_tagged_and_kept(cli, home, name):
+    """An auditor imports the session where a file was pasted through the clipboard (or read
+    from and written to the client's shared drive): the session is tagged file-copy, its files
+    are listed with name, size, direction and SHA-256, and each file's bytes are sealed in the
+    vault under that hash."""
+    from pathlib import Path
+
+    from appliance.home import Home
+
+    _import(cli, name)
+    want = MANIFEST[name]["sessions"][0]["files"]
+    [s] = cli.json_lines("sessions", "--json")
+    assert "file-copy" in s["tags"]
+    detail = cli.json("show", s["id"], "--json")
+    assert [(f["direction"], f["path"], f["method"], f["size"], f["sha256"]) for f in detail["files"]] == \
+        [(w["direction"], w["path"], w["method"], w["size"], w["sha256"]) for w in want]
+    store = Home(Path(home)).store()
+    for w in want:
+        data = store.get(s["id"], f"files/{w['sha256']}", actor="test", purpose="check the sealed copy")
+        assert len(data) == w["size"] and hashlib.sha256(data).hexdigest() == w["sha256"]
