@@ -32,7 +32,8 @@ FILE_ATTRIBUTE_DIRECTORY = 0x10
 DESCRIPTOR_SIZE = 592          # FILEDESCRIPTORW
 MAX_FILES_IN_LIST = 4096       # a list longer than this is hostile or broken: the rest is ignored
 MAX_PENDING = 1024             # outstanding File Contents Requests per session
-MAX_AHEAD_PIECES = 256         # ranges held back waiting for an earlier one, per session
+MAX_AHEAD_PIECES = 256         # ranges held back waiting for an earlier one, per session (and at
+                               # most max_file bytes of them)
 
 OWNER_WORDS = {"c2s": ("client", "server", "upload"), "s2c": ("server", "client", "download")}
 
@@ -107,6 +108,7 @@ class ClipboardFiles:
         self.transfers: dict[tuple[str, int], _Transfer] = {}               # (owner, lindex)
         self.held = 0                                                        # content bytes held
         self.ahead_pieces = 0
+        self.ahead_bytes = 0                                                 # bytes in those pieces
 
     # ---------------------------------------------------------------- what the decoder feeds ----
     def format_list(self, owner: str, ts: float) -> list[Event]:
@@ -185,11 +187,12 @@ class ClipboardFiles:
             if not data:
                 return
         if pos > t.next:
-            if self.ahead_pieces >= MAX_AHEAD_PIECES or len(data) > self.max_file:
+            if self.ahead_pieces >= MAX_AHEAD_PIECES or self.ahead_bytes + len(data) > self.max_file:
                 t.broken = True                          # cannot hold it: the hash will not be the file's
                 return
             t.ahead[pos] = data
             self.ahead_pieces += 1
+            self.ahead_bytes += len(data)
             return
         self._append(t, data)
         while t.ahead:                                   # pieces held back that now follow on
@@ -198,6 +201,7 @@ class ClipboardFiles:
                 break
             piece = t.ahead.pop(off)
             self.ahead_pieces -= 1
+            self.ahead_bytes -= len(piece)
             if off + len(piece) > t.next:                # (a piece may overlap what came before)
                 self._append(t, piece[t.next - off:])
 
@@ -223,12 +227,13 @@ class ClipboardFiles:
         t = self.transfers.pop((owner, lindex))
         self.held -= len(t.content)
         self.ahead_pieces -= len(t.ahead)
+        self.ahead_bytes -= sum(len(p) for p in t.ahead.values())
         if t.next == 0 and not t.ahead:
             return []                                   # asked for its size only: nothing moved
         src, dst, direction = OWNER_WORDS[owner]
         complete = t.size is not None and t.next >= t.size and not t.broken
         size = t.next if complete or t.size is None else t.size
-        got = t.next + sum(len(p) for p in t.ahead)
+        got = t.next + sum(len(p) for p in t.ahead.values())
         out: list[Event] = [FileTransfer(ts, direction, t.name, t.next if complete else got,
                                          t.sha.hexdigest(), "clipboard",
                                          bytes(t.content) if complete and t.keep else None, complete)]

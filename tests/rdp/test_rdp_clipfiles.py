@@ -221,3 +221,14 @@ def test_a_file_over_the_memory_bound_keeps_its_hash_not_its_content():
     assert (f.size, f.complete, f.content) == (len(content), True, None)
     assert f.sha256 == hashlib.sha256(content).hexdigest()
     assert clip.held == 0
+
+
+def test_ranges_that_never_line_up_cost_a_bounded_amount_of_memory():
+    clip = ClipboardFiles(max_file=1000)
+    clip.file_list("c2s", file_list(descriptor("holes.bin", 10**9))[8:], 1.0)
+    for k in range(1, 400):                                             # every piece after a hole
+        clip.request("s2c", contents_request(1, 0, RANGE, k * 1000, 600)[8:])
+        clip.response("c2s", OK, struct.pack("<I", 1) + b"x" * 600, 2.0)
+    assert clip.ahead_bytes <= 1000 and clip.ahead_pieces <= 256
+    [f] = files(clip.close(3.0))
+    assert not f.complete and clip.ahead_bytes == 0 and clip.held == 0
