@@ -105,8 +105,21 @@ class SessionReconstructor:
             self.record.c2s_bytes += len(data)
         else:
             self.record.s2c_bytes += len(data)
-        if not self.failed:
-            self._call(lambda: self.decoder.feed(direction, data, ts), ts)  # type: ignore[union-attr, arg-type]
+        if self.failed:
+            return
+        try:
+            events = self.decoder.feed(direction, data, ts)  # type: ignore[union-attr, arg-type]
+        except Exception as e:  # one error per flow: the decoder is done, the session is kept
+            self.failed = True
+            events = [DecodeError(ts, f"decoder failed: {type(e).__name__}: {e}")]
+        # most events of a shell session are terminal bytes, one pair per keystroke: kept
+        # here without the rule and timeline dispatch of ``_take``
+        terminal = self.record.terminal
+        for ev in events:
+            if (type(ev) is Output or type(ev) is Input) and len(terminal) < MAX_TERMINAL_EVENTS:
+                terminal.append(ev)
+            else:
+                self._take((ev,))
 
     def gap(self, direction: str, nbytes: int, ts: float) -> None:
         self._take([Gap(ts, direction, nbytes)])  # type: ignore[arg-type]

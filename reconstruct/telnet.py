@@ -50,6 +50,7 @@ PASSWORD_PROMPT_RE = re.compile(r"(?i)(?:pass(?:word|phrase|code)|\bpin\b)[^:\n]
 LOGIN_FAILED_RE = re.compile(
     r"(?i)login incorrect|login failed|authentication fail|incorrect password|access denied"
     r"|bad password|invalid (?:login|password|user)|% ?login invalid")
+_PLAIN_NO_COLON = re.compile(rb"[\x20-\x39\x3b-\x7e]+").fullmatch
 LOGIN_OK_RE = re.compile(r"(?i)last login")
 
 
@@ -75,6 +76,13 @@ class IacParser:
         self.cr = False
 
     def parse(self, data: bytes) -> list[tuple]:
+        if (self.state == self._DATA and b"\xff" not in data and b"\r\x00" not in data
+                and not (self.cr and data[:1] == b"\x00")):
+            # the common case, one keystroke or one screenful: nothing to undo
+            if not data:
+                return []
+            self.cr = data[-1:] == b"\r"
+            return [("data", data)]
         items: list[tuple] = []
         out = bytearray()
 
@@ -297,6 +305,10 @@ class TelnetDecoder:
         else:
             events += derived
         if self.term.full_screen:
+            return
+        if self._phase == "shell" and data.strip() and _PLAIN_NO_COLON(data):
+            # plain text without ':' (an echoed keystroke, a line of output): the screen left of
+            # the cursor now ends with it, so it cannot end in a password prompt
             return
         line = self.term.cursor_line()
         if self._phase == "unknown":

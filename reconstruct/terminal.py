@@ -302,8 +302,21 @@ class Terminal:
 
     def output(self, data: bytes, ts: float) -> list[Event]:
         """Bytes the server sent to the terminal."""
-        events: list[Event] = []
         self._out_ts = ts
+        if (self._line_echo is None and not self._pending and len(data) < BULK_TAIL and data.isascii()
+                and self._guard.state == _EscapeGuard._TEXT and self._stream._taking_plain_text is True
+                and not self._utf8.getstate()[0]):
+            text = data.decode("ascii")
+            if text.isprintable():
+                # printable ASCII at the parser's ground state (most packets: an echoed key):
+                # straight to the screen, as pyte's stream would after its checks
+                self._bulk += len(data)
+                try:
+                    self.screen.draw(text)
+                except Exception:
+                    self.emulation_errors += 1
+                return []
+        events: list[Event] = []
         if self._line_echo is not None:
             echo, self._line_echo = self._line_echo, None
             n = min(len(echo), len(data))
