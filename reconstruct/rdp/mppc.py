@@ -42,68 +42,80 @@ class MPPCDecompressor:
         return self._decode(data)
 
     def _decode(self, data: bytes) -> bytes:
-        # One 64-bit window per token (the longest token, a 64K copy with the longest length,
-        # is 52 bits; a window at any bit offset holds at least 57), decoded inline: a function
-        # call per bit field was 70 % of the time of importing xrdp sessions.
+        # A 128-bit window, refilled when fewer bits are left in it than the longest token (a
+        # 64K copy with the longest length: 52 bits), so one refill serves about seven tokens;
+        # each token is decoded inline. (A function call per bit field was 70 % of the time of
+        # importing xrdp sessions.)
         hist, start = self.history, self.pos
         pos = start
         size = self.size
         big = self.kind == TYPE_64K
-        buf = bytes(data) + bytes(8)                     # a window never runs off the end
+        buf = bytes(data) + bytes(16)                    # a window never runs off the end
         nbits = len(data) * 8
         i = 0                                            # bits consumed
-        M64 = 0xFFFFFFFFFFFFFFFF
+        M = (1 << 128) - 1
+        LIT_HIGH, COPY = 1 << 127, 3 << 126              # 10xxxxxxx / 11...
         from_bytes = int.from_bytes
+        w, avail = 0, 0                                  # window (top-aligned) and its valid bits
         while nbits - i >= 8:
-            w = (from_bytes(buf[i >> 3:(i >> 3) + 8], "big") << (i & 7)) & M64
-            if w < 0x8000000000000000:                  # 0xxxxxxx: literal < 0x80
+            if avail < 52:
+                b = i >> 3
+                w = (from_bytes(buf[b:b + 16], "big") << (i & 7)) & M
+                avail = 128 - (i & 7)
+            if w < LIT_HIGH:                             # 0xxxxxxx: literal < 0x80
                 if pos >= size:
                     raise MPPCError("MPPC output overflows the history buffer")
-                hist[pos] = w >> 56
+                hist[pos] = w >> 120
                 pos += 1
                 i += 8
+                avail -= 8
+                w = (w << 8) & M
                 continue
-            if w < 0xC000000000000000:                  # 10xxxxxxx: literal >= 0x80
+            if w < COPY:                                 # 10xxxxxxx: literal >= 0x80
                 if nbits - i < 9:
                     break
                 if pos >= size:
                     raise MPPCError("MPPC output overflows the history buffer")
-                hist[pos] = 0x80 | ((w >> 55) & 0x7F)
+                hist[pos] = 0x80 | ((w >> 119) & 0x7F)
                 pos += 1
                 i += 9
+                avail -= 9
+                w = (w << 9) & M
                 continue
             # copy offset (prefix after the leading "11")
-            top = w >> 59                                # first five bits
+            top = w >> 123                               # first five bits
             if big:
                 if top == 0b11111:
-                    offset, used = (w >> 53) & 0x3F, 11
+                    offset, used = (w >> 117) & 0x3F, 11
                 elif top == 0b11110:
-                    offset, used = ((w >> 51) & 0xFF) + 64, 13
+                    offset, used = ((w >> 115) & 0xFF) + 64, 13
                 elif top >> 1 == 0b1110:
-                    offset, used = ((w >> 49) & 0x7FF) + 320, 15
+                    offset, used = ((w >> 113) & 0x7FF) + 320, 15
                 else:                                    # 110
-                    offset, used = ((w >> 45) & 0xFFFF) + 2368, 19
+                    offset, used = ((w >> 109) & 0xFFFF) + 2368, 19
             else:
                 if top >> 1 == 0b1111:
-                    offset, used = (w >> 54) & 0x3F, 10
+                    offset, used = (w >> 118) & 0x3F, 10
                 elif top >> 1 == 0b1110:
-                    offset, used = ((w >> 52) & 0xFF) + 64, 12
+                    offset, used = ((w >> 116) & 0xFF) + 64, 12
                 else:                                    # 110
-                    offset, used = ((w >> 48) & 0x1FFF) + 320, 16
+                    offset, used = ((w >> 112) & 0x1FFF) + 320, 16
             # length of match: 0 -> 3; k ones then a zero, then k+1 bits -> 2^(k+1) + v
-            r = (w << used) & M64
-            k = 64 - ((~r) & M64).bit_length()           # leading ones
+            r = (w << used) & M
+            k = 128 - ((~r) & M).bit_length()            # leading ones
             if k > 15:
                 raise MPPCError("an MPPC match length is out of range")
             if k == 0:
                 length = 3
                 used += 1
             else:
-                length = (1 << (k + 1)) + ((r >> (64 - 2 * k - 2)) & ((1 << (k + 1)) - 1))
+                length = (1 << (k + 1)) + ((r >> (128 - 2 * k - 2)) & ((1 << (k + 1)) - 1))
                 used += 2 * k + 2
             if i + used > nbits:
                 break                                    # the rest is padding
             i += used
+            avail -= used
+            w = (w << used) & M
             src = pos - offset
             if offset == 0 or src < 0:
                 raise MPPCError("an MPPC copy points before the history start (lost or damaged data)")

@@ -18,8 +18,6 @@ pyrdp_fixes.apply()
 
 from pyrdp.enum import PlayerPDUType  # noqa: E402
 from pyrdp.parser import ClientInfoParser, ClipboardParser, SlowPathParser  # noqa: E402
-from pyrdp.parser.player import PlayerParser  # noqa: E402
-from pyrdp.pdu import PlayerPDU  # noqa: E402
 from pyrdp.pdu.rdp.input import KeyboardEvent, MouseEvent, SynchronizeEvent, UnicodeKeyboardEvent  # noqa: E402
 from pyrdp.pdu.rdp.virtual_channel.clipboard import (  # noqa: E402
     FormatDataRequestPDU, FormatDataResponsePDU, FormatListPDU)
@@ -234,8 +232,12 @@ class Clipboard:
 class ReplayWriter:
     """Builds a PyRDP replay (.pyrdp) in memory, bounded; ``pyrdp-player`` opens the result."""
 
+    # one record: u64 length (of all of it), u16 type, u64 timestamp (ms), payload -- what PyRDP's
+    # PlayerParser.write produces for the record types written here (none has extra fields);
+    # packed directly because it is done for every PDU of every session
+    _RECORD = struct.Struct("<QHQ")
+
     def __init__(self, limit: int) -> None:
-        self._parser = PlayerParser()
         self.chunks: list[bytes] = []
         self.size = 0
         self.limit = limit
@@ -245,7 +247,7 @@ class ReplayWriter:
     def _add(self, kind: PlayerPDUType, ts_ms: int, payload: bytes) -> None:
         if self.truncated:
             return
-        rec = self._parser.write(PlayerPDU(kind, ts_ms, payload))
+        rec = self._RECORD.pack(18 + len(payload), kind, ts_ms) + payload
         if self.size + len(rec) > self.limit:
             self.truncated = True
             return
