@@ -81,9 +81,14 @@ class Sensor:
                                          sg.flags, sg.pstart, sg.plen, sg.missing)]
             cols.append(batch.ts[idx].tolist())
             packet = table.packet
+            flows, skipped = table.flows, table.skipped
             for key, l3, ver, sp, dp, seq, ack, flags, ps, pl, miss, ts in zip(*cols):
                 if flags < 0:
                     self.stats.bad_tcp += 1
+                    continue
+                if key in skipped and key not in flows and (flags & (SYN | ACK)) != SYN:
+                    # a flow found to be no session earlier in this batch (the vectorised
+                    # filter only knows those of earlier batches): as the flow table would
                     continue
                 if ver == 4:
                     sraw, draw = buf[l3 + 12:l3 + 16], buf[l3 + 16:l3 + 20]
