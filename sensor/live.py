@@ -414,8 +414,8 @@ class RingSocket(BatchSource):
                                 mmap.PROT_READ | mmap.PROT_WRITE)
             s.bind((interface, ETH_P_ALL))
             if fanout is not None:
-                s.setsockopt(SOL_PACKET, PACKET_FANOUT,
-                             (fanout & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16))
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack(
+                    "I", (fanout & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)))
         except OSError as e:
             s.close()
             raise CaptureError(f"cannot set up a TPACKET_V3 ring on {interface}: {e.strerror or e}") from None
