@@ -169,6 +169,14 @@ class ClipboardFiles:
         self._place(t, req.position, data)
         return self._maybe_done(direction, req.lindex, ts)
 
+    def gap(self) -> None:
+        """Bytes of the session were lost: a request or answer may be among them, and an answer
+        matched to the wrong request would put bytes at the wrong place. Files being read are
+        marked incomplete and requests not yet answered are forgotten."""
+        for t in self.transfers.values():
+            t.broken = True
+        self.pending.clear()
+
     def close(self, ts: float) -> list[Event]:
         return self._finish_owner("c2s", ts) + self._finish_owner("s2c", ts)
 

@@ -220,6 +220,7 @@ class RDPDecoder:
             del self._vc[key]
         self._realign[direction] = True
         self._mppc_broken[direction] = True      # the compressor's history is gone until it flushes
+        self.clipfiles.gap()
         self._gap_bytes[direction] += nbytes
         if direction == "c2s":
             self._line_gap = True

@@ -232,3 +232,19 @@ def test_ranges_that_never_line_up_cost_a_bounded_amount_of_memory():
     assert clip.ahead_bytes <= 1000 and clip.ahead_pieces <= 256
     [f] = files(clip.close(3.0))
     assert not f.complete and clip.ahead_bytes == 0 and clip.held == 0
+
+
+def test_a_capture_gap_during_a_paste_makes_that_file_incomplete():
+    content = recipe(100)
+    dec = RDPDecoder()
+    events = play([("c2s", format_list("FileGroupDescriptorW")), ("s2c", data_request()),
+                   ("c2s", file_list(descriptor("g.txt", len(content)))),
+                   ("s2c", contents_request(1, 0, RANGE, 0, 1000)), ("c2s", contents_response(1, content[:1000])),
+                   ("s2c", contents_request(1, 0, RANGE, 1000, 1000))], dec)
+    dec._after_gap("c2s", 1460)                 # what RDPDecoder.gap does once TLS resumes
+    events += play([("c2s", contents_response(1, content[1000:2000])),   # answer to a request it no longer knows
+                    ("s2c", contents_request(1, 0, RANGE, 2000, len(content))),
+                    ("c2s", contents_response(1, content[2000:]))], dec)
+    events += dec.close(50.0, "fin")
+    [f] = files(events)
+    assert not f.complete and f.content is None
