@@ -126,6 +126,28 @@ class FlowTable:
         elif flow.c2s.done and flow.s2c.done:
             self.close(flow, ts, "fin")
 
+    def in_order(self, key: int, sport: int, dport: int, seq: int, flags: int, payload: bytes,
+                 ts: float) -> bool:
+        """The common packet of an established session in one step: the next in-order data
+        segment of a detected flow, nothing queued in either direction, no SYN/FIN/RST.
+        Returns False, having changed nothing, for anything else (the caller uses ``packet``)."""
+        flow = self.flows.get(key)
+        if flow is None or flow.protocol is None or flags & (FIN | SYN | RST) or sport == dport:
+            return False
+        if sport == flow.cport and dport == flow.sport:
+            half, i, d = flow.c2s, 0, "c2s"
+        elif sport == flow.sport and dport == flow.cport:
+            half, i, d = flow.s2c, 1, "s2c"
+        else:
+            return False
+        if half.next_seq != seq or half.fin_seq is not None or flow.c2s.pending or flow.s2c.pending:
+            return False
+        half.advance(payload)
+        flow.last_ts = ts
+        flow.bytes[i] += len(payload)
+        self.out.append(StreamData(flow.fid, d, payload, ts))  # type: ignore[arg-type]
+        return True
+
     def _new_flow(self, key: int, src: str, sport: int, dst: str, dport: int, flags: int,
                   ts: float) -> Flow | None:
         if len(self.flows) >= self.limits.max_flows:

@@ -80,7 +80,7 @@ class Sensor:
             cols = [c.tolist() for c in (sg.key, sg.l3, sg.ver, sg.sport, sg.dport, sg.seq, sg.ack,
                                          sg.flags, sg.pstart, sg.plen, sg.missing)]
             cols.append(batch.ts[idx].tolist())
-            packet = table.packet
+            packet, in_order = table.packet, table.in_order
             flows, skipped = table.flows, table.skipped
             for key, l3, ver, sp, dp, seq, ack, flags, ps, pl, miss, ts in zip(*cols):
                 if flags < 0:
@@ -89,6 +89,11 @@ class Sensor:
                 if key in skipped and key not in flows and (flags & (SYN | ACK)) != SYN:
                     # a flow found to be no session earlier in this batch (the vectorised
                     # filter only knows those of earlier batches): as the flow table would
+                    continue
+                payload = buf[ps:ps + pl] if pl else b""
+                if pl and not miss and in_order(key, sp, dp, seq, flags, payload, ts):
+                    yield from out
+                    out.clear()
                     continue
                 if ver == 4:
                     sraw, draw = buf[l3 + 12:l3 + 16], buf[l3 + 16:l3 + 20]
@@ -100,7 +105,7 @@ class Sensor:
                 dst = ip_cache.get(draw)
                 if dst is None:
                     dst = ip_cache[draw] = str(ipaddress.ip_address(draw))
-                packet(key, src, sp, dst, dp, seq, ack, flags, buf[ps:ps + pl] if pl else b"", ts, miss)
+                packet(key, src, sp, dst, dp, seq, ack, flags, payload, ts, miss)
                 if out:
                     yield from out
                     out.clear()

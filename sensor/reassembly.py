@@ -74,6 +74,13 @@ class HalfStream:
                     self.force(ts)
         self._check_fin()
 
+    def advance(self, data: bytes) -> None:
+        """``data`` starts exactly at next_seq and nothing is queued: take it (the caller emits it)."""
+        n = len(data)
+        self.next_seq = (self.next_seq + n) % _MOD  # type: ignore[operator]
+        self.offset += n
+        self.tail = (self.tail + data)[-TAIL:] if n < TAIL else data[-TAIL:]
+
     def _accept(self, rel: int, data: bytes, ts: float) -> None:
         """``data`` starts ``-rel`` bytes before next_seq."""
         overlap = -rel
