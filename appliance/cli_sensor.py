@@ -47,6 +47,10 @@ def _config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         cfg.stop_seconds = parse(f"[sessions]\nstop_seconds = {args.stop_seconds}", "command line").stop_seconds
     if args.capture_method:
         cfg.method = args.capture_method
+    if args.workers is not None:
+        method = cfg.method
+        cfg.workers = parse(f"[capture]\nmethod = {json.dumps(method)}\nworkers = {args.workers}",
+                            "command line").workers
     for target in args.syslog or []:
         fmt = args.syslog_format
         cfg.syslog += parse(f'[[siem.syslog]]\ntarget = {json.dumps(target)}\nformat = {json.dumps(fmt)}',
@@ -214,6 +218,8 @@ def register(sub: Any) -> None:
                    help="on SIGTERM, process the backlog at most this long (default 15)")
     s.add_argument("--capture-method", choices=["ring", "socket"],
                    help="ring: TPACKET_V3 mmap'd ring (default); socket: one recv per packet")
+    s.add_argument("--workers", type=int, metavar="N",
+                   help="sensor processes sharing the port by flow hash (ring only; default 1)")
     s.add_argument("--syslog", action="append", metavar="URL", help="udp://, tcp:// or tls://HOST:PORT")
     s.add_argument("--syslog-format", choices=["cef", "json"], default="cef")
     s.add_argument("--zeek-logs", metavar="DIR", help="write ssh.log / rdp.log / telnet.log here")

@@ -11,6 +11,7 @@ starts. Unknown keys are errors too: a typo must not silently fall back to a def
     content_detection = false           # true: every TCP port of the subnets, protocol found by content
     buffer_mb = 64                      # kernel buffer (the mmap'd ring, or the socket buffer)
     method = "ring"                     # "ring" (TPACKET_V3 mmap, falls back to "socket") or "socket"
+    workers = 1                         # ring only: sensor processes sharing the port by flow hash (PACKET_FANOUT)
     [capture.ring]                      # optional: raw packets kept as pcap files
     file_mb = 64
     files = 16
@@ -51,6 +52,7 @@ from sensor.live import ADMIN_PORTS
 # SIGTERM: processing the backlog may take this long at most; writing the sessions in progress
 # comes after it, and the whole must fit in the unit's TimeoutStopSec (60 s)
 STOP_SECONDS_MAX = 40
+MAX_WORKERS = 16
 
 
 class ConfigError(ValueError):
@@ -84,6 +86,7 @@ class Config:
     content_detection: bool = False
     buffer_mb: int = 64
     method: str = "ring"
+    workers: int = 1
     ring: RingConfig | None = None
     checkpoint_seconds: float = 2.0
     idle_timeout: float = 7200.0
@@ -99,7 +102,7 @@ class Config:
 
 
 _KEYS = {
-    "capture": {"interface", "pcap", "subnets", "ports", "content_detection", "buffer_mb", "method", "ring"},
+    "capture": {"interface", "pcap", "subnets", "ports", "content_detection", "buffer_mb", "method", "workers", "ring"},
     "capture.ring": {"file_mb", "files", "file_seconds"},
     "sessions": {"checkpoint_seconds", "idle_timeout", "stop_seconds"},
     "siem": {"syslog", "zeek_logs", "queue"},
@@ -178,6 +181,11 @@ def parse(text: str, src: str = "sensor.toml") -> Config:
     cfg.method = cap.get("method", "ring")
     if cfg.method not in ("ring", "socket"):
         raise ConfigError(f"{src}: capture.method: {cfg.method!r} is not \"ring\" or \"socket\"")
+    cfg.workers = int(_positive(src, "capture.workers", cap.get("workers", 1)))
+    if cfg.workers > MAX_WORKERS:
+        raise ConfigError(f"{src}: capture.workers: at most {MAX_WORKERS}")
+    if cfg.workers > 1 and cfg.method != "ring":
+        raise ConfigError(f"{src}: capture.workers: more than one needs method = \"ring\" (PACKET_FANOUT)")
     if "ring" in cap:
         ring = _check_keys("capture.ring", cap["ring"], src)
         cfg.ring = RingConfig(int(_positive(src, "capture.ring.file_mb", ring.get("file_mb", 64))),

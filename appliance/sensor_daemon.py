@@ -168,6 +168,10 @@ class SensorDaemon:
         self.redecode_pending = False     # keys arrived; waiting sessions still to be tried
         self._stop_logged = False
         self._checkpoint_cost = 0.0       # seconds the last checkpoint took
+        self.workers: Any = None          # appliance.sensor_workers.Workers, with capture.workers > 1
+        self.worker_rows: list[tuple[SessionRecord, list[str]]] = []   # their catalog rows, still to write
+        self.fanout_group = os.getpid() & 0xFFFF
+        self.bpf: bytes | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
     def _make_siem(self, cfg: Config) -> Siem:
@@ -190,10 +194,12 @@ class SensorDaemon:
     def _open_source(self) -> BatchSource:
         cfg = self.cfg
         if cfg.interface:
-            bpf = compile_filter(self.filter_expr(), cfg.interface)
-            src, why = open_capture_socket(cfg.interface, bpf, cfg.buffer_mb * 1024 * 1024, cfg.method)
+            bpf = self.bpf = compile_filter(self.filter_expr(), cfg.interface)
+            src, why = open_capture_socket(cfg.interface, bpf, cfg.buffer_mb * 1024 * 1024, cfg.method,
+                                           fanout=self.fanout_group if cfg.workers > 1 else None)
             if why:
-                log(f"the capture ring is not available ({why}); capturing with a plain packet socket")
+                log(f"the capture ring is not available ({why}); capturing with a plain packet socket"
+                    + (" in one process" if cfg.workers > 1 else ""))
         else:
             f = sys.stdin.buffer if cfg.pcap == "-" else open(cfg.pcap or "", "rb")
             src = PcapStream(f, cfg.pcap or "-")
@@ -269,19 +275,28 @@ class SensorDaemon:
         threading.Thread(target=self.sock_server.serve_forever, name="local-socket", daemon=True).start()
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self) -> int:
+    def _prepare(self) -> None:
         vault = self.home.vault()
         self.ring_keys = KeyRing()
         self.ring_keys.lookups.extend(deposited_keys(vault, ACTOR, "decrypt live sessions").lookups)
         self.importer = Importer(self.home, keys=self.ring_keys, actor=ACTOR)
         self.importer.keys = self.ring_keys   # even while empty (an empty ring is falsy): keys come later
         self.store = self.home.store()
+
+    def run(self) -> int:
+        self._prepare()
         self.recover()
         try:
             self.source = self._open_source()
         except (CaptureError, OSError) as e:
             log(str(e))
             return 1
+        if self.cfg.workers > 1 and isinstance(self.source, RingSocket):
+            from appliance.sensor_workers import Workers
+            self.workers = Workers(self.cfg, self.home.path, self.fanout_group, self.bpf)
+            self.workers.start()
+            self.workers.wait_ready(self)
+            log(f"{self.cfg.workers} sensor processes share {self.cfg.interface} by flow hash (PACKET_FANOUT)")
         self._start_services()
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
@@ -414,12 +429,18 @@ class SensorDaemon:
         if self.stop_requested and self.source is not None:
             self.source.request_stop(self.cfg.stop_seconds)
             self._announce_stop()
+            if self.workers is not None:
+                self.workers.stop()
+        if self.workers is not None:
+            self.workers.poll(self)
         if self.reload_requested:
             self.reload_requested = False
             self.reload()
         while not self.follow_requests.empty():
             prefix, fol = self.follow_requests.get_nowait()
             match = [s for s in self.active.values() if s.rec.id.startswith(prefix)] if prefix else []
+            if not match and self.workers is not None and self.workers.follow(prefix, fol):
+                continue          # a session of another sensor process: it streams it through us
             if len(match) != 1:
                 fol.push({"error": f"no session in progress with id {prefix!r}" if not match
                           else f"session id prefix {prefix!r} is ambiguous"})
@@ -475,9 +496,11 @@ class SensorDaemon:
         try:
             if self.import_id is None:
                 self.import_id = catalog.begin_import(self.source_name, "", 0)
+            self._write_worker_rows(catalog)
             if self.finished:
                 group = self.finished[:]
-                self._write_group(catalog, [self._finished_items(rec, slog) for rec, slog, _s in group],
+                self._write_group(catalog.write_sessions,
+                                  [self._finished_items(rec, slog) for rec, slog, _s in group],
                                   [rec.id for rec, _l, _s in group])
                 for rec, _slog, s in group:
                     if rec.decrypted is False and len(self.ring_keys) > s.keys_at_start:
@@ -491,7 +514,8 @@ class SensorDaemon:
                 del self.finished[:len(group)]
             dirty = [s for s in self.active.values() if s.dirty]
             if dirty:
-                self._write_group(catalog, [self._checkpoint_items(s) for s in dirty], [s.rec.id for s in dirty])
+                self._write_group(catalog.write_sessions, [self._checkpoint_items(s) for s in dirty],
+                                  [s.rec.id for s in dirty])
             now = time.time()
             if now - self._last_keys_missing > 30 or final:
                 self.counters["keys_missing"] = len(catalog.sessions(SessionFilter(decrypted=False)))
@@ -503,12 +527,24 @@ class SensorDaemon:
         finally:
             catalog.close()
 
-    def _write_group(self, catalog: Any, makers: list[Callable[[], Any]], ids: list[str]) -> None:
+    def _write_worker_rows(self, catalog: Any) -> None:
+        """Rows the other sensor processes sent (their recordings are sealed already)."""
+        if not self.worker_rows:
+            return
+        rows, self.worker_rows = self.worker_rows, []
+        self._write_group(catalog.write_sessions,
+                          [(lambda r=r, n=n: ([], (r, self.import_id, self.source_name, n), lambda: None))
+                           for r, n in rows], [r.id for r, _n in rows])
+        if len(self.ring_keys) and any(r.decrypted is False and r.end is not None for r, _n in rows):
+            self.redecode_pending = True
+
+    def _write_group(self, write_rows: Callable[[list[Any]], None], makers: list[Callable[[], Any]],
+                     ids: list[str]) -> None:
         """``makers`` each give (vault items, catalog row, what to note once written)."""
         def one(group: list[Callable[[], Any]]) -> None:
             made = [m() for m in group]
             _seal(self.store, [p for puts, _row, _done in made for p in puts])
-            catalog.write_sessions([row for _puts, row, _done in made])
+            write_rows([row for _puts, row, _done in made])
             for _puts, _row, done in made:
                 done()
         try:
@@ -626,6 +662,8 @@ class SensorDaemon:
                 dep.done.set()
                 continue
             self.ring_keys.lookups.extend(parsed.lookups)
+            if self.workers is not None:
+                self.workers.send_all(("keys", dep.text, dep.host))
             lines = sum(1 for l in dep.text.splitlines() if l.strip() and not l.startswith("#"))
             self.counters["keys_received"] += 1
             dep.result = (200, {"accepted": lines, "host": dep.host})
@@ -699,7 +737,7 @@ class SensorDaemon:
                              "last_activity": iso(s.last_ts), "commands": len(r.commands),
                              "last_command": r.commands[-1].text if r.commands else None,
                              "bytes": r.c2s_bytes + r.s2c_bytes, "decrypted": r.decrypted})
-        return {
+        st = {
             "pid": os.getpid(), "running": not self.stop_requested, "started": iso(self.started),
             "updated": time.time(), "capture": self.cfg.interface or f"pcap:{self.cfg.pcap}",
             "capture_method": {RingSocket: "ring", PacketSocket: "socket"}.get(type(self.source), "pcap-stream"),
@@ -729,6 +767,9 @@ class SensorDaemon:
             "alerts": self.alerts.as_list(),
             "sessions": sessions,
         }
+        if self.workers is not None:
+            self.workers.merge(st)     # the other sensor processes' counters and sessions added in
+        return st
 
     def write_status(self) -> None:
         self._last_status = time.time()
@@ -783,13 +824,16 @@ class SensorDaemon:
                 and isinstance(self.source, (PacketSocket, RingSocket)):
             expr = build_filter(new.subnets, new.ports, new.content_detection)
             try:
-                self.source.set_filter(compile_filter(expr, new.interface))
+                self.bpf = compile_filter(expr, new.interface)
+                self.source.set_filter(self.bpf)
                 log(f"SIGHUP: capture filter now {expr}")
             except CaptureError as e:
                 self.alerts.raise_("config-reload", str(e))
                 new.subnets, new.ports, new.content_detection = old.subnets, old.ports, old.content_detection
         if self.sensor is not None:
             self.sensor.table.limits.idle_timeout = new.idle_timeout
+        if self.workers is not None:
+            self.workers.send_all(("reload", new.idle_timeout, self.bpf))
         if (new.syslog, new.zeek_logs, new.siem_queue) != (old.syslog, old.zeek_logs, old.siem_queue):
             self.siem.close()
             self.siem = self._make_siem(new)
@@ -817,6 +861,8 @@ class SensorDaemon:
                 self.alerts.raise_("capture-drops-stop",
                                    f"{left} packet(s) captured but not processed before the stop deadline "
                                    f"({self.cfg.stop_seconds:g} s): counted as dropped")
+        if self.workers is not None:
+            self.workers.finish(self)      # their last rows, before the final checkpoint writes them
         for s in self.active.values():     # the loop ended without closing them (an error)
             rec = s.recon.close(s.last_ts or s.rec.start, "capture-end")
             self.finished.append((rec, s.log, s))

@@ -43,12 +43,13 @@ def summary(home: Path) -> dict[tuple, dict]:
     return out
 
 
-@pytest.fixture(scope="module", params=["ring", "socket"])
+@pytest.fixture(scope="module", params=["ring", "socket", "ring-2-processes"])
 def scenario(request, span, tmp_path_factory):
-    """The same story over each capture path: the TPACKET_V3 ring (the default) and the plain
-    packet socket (its fallback)."""
-    method = request.param
-    base = tmp_path_factory.mktemp(f"live-{method}")
+    """The same story over each capture path: the TPACKET_V3 ring (the default), the plain
+    packet socket (its fallback), and two sensor processes sharing the port by flow hash."""
+    method, _, workers = request.param.partition("-")
+    workers = workers.split("-")[0] or "1"
+    base = tmp_path_factory.mktemp(f"live-{request.param}")
     live_home, import_home = base / "live", base / "import"
     # the jump host's keys for the SSH session were deposited before it happened
     run(live_home, "keys", "add", str(SSH_KEYS))
@@ -62,6 +63,7 @@ subnets = ["127.0.0.0/8", "10.20.0.0/16"]
 ports = [22, 23, 2222, 2323, 3389]
 content_detection = true
 method = "{method}"
+workers = {workers}
 
 [capture.ring]
 file_mb = 1
@@ -95,6 +97,7 @@ listen = "127.0.0.1:{metrics_port}"
             and st["counters"]["sessions_active"] == 0 and not st["sessions"]), timeout=60)
         wait_for("the last checkpoint", lambda: len(json_lines(live_home, "sessions", "--json")) == EXPECTED_SESSIONS
                  and all(s["status"] != "live" for s in json_lines(live_home, "sessions", "--json")))
+        final_status = sensor.status()
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
         health = run(live_home, "health", check=False)
         wait_for("the SIEM messages", lambda: sum("session-end" in m for m in tcp.messages) == EXPECTED_SESSIONS)
@@ -104,7 +107,7 @@ listen = "127.0.0.1:{metrics_port}"
     for p in REPLAYED:
         run(import_home, "import", "-q", str(p), *(["--keys", str(SSH_KEYS)] if p == SSH else []))
     return {"live": summary(live_home), "import": summary(import_home), "tcp": tcp.messages, "udp": udp.messages,
-            "metrics": metrics, "health": health, "home": live_home, "replayed": replayed, "log": sensor.log()}
+            "metrics": metrics, "health": health, "status": final_status, "workers": int(workers), "home": live_home, "replayed": replayed, "log": sensor.log()}
 
 
 def test_live_equals_import(scenario):
@@ -177,7 +180,7 @@ def test_metrics_and_health_report_a_complete_capture(scenario):
 def test_raw_ring_kept_every_packet(scenario, tshark):
     """The packets themselves, as evidence: the ring's pcap files hold every frame sent, and
     tshark (not our reader) reads them."""
-    files = sorted((scenario["home"] / "raw").glob("raw-*.pcap"))
+    files = sorted((scenario["home"] / "raw").rglob("raw-*.pcap"))     # one ring per sensor process
     assert files
     total = 0
     for f in files:
@@ -185,3 +188,16 @@ def test_raw_ring_kept_every_packet(scenario, tshark):
                            text=True, check=True)
         total += len(p.stdout.split())
     assert total == int(scenario["replayed"].split("Actual: ")[1].split()[0])
+
+
+def test_every_sensor_process_took_part(scenario):
+    """With several processes, each one ran on the port and reported its share (which flows go
+    where is the kernel's hash: the shares are not asserted, only that they add up)."""
+    st = scenario["status"]
+    if scenario["workers"] == 1:
+        assert "workers" not in st
+        return
+    others = st["workers"]
+    assert len(others) == scenario["workers"] - 1
+    assert all(w["pid"] and w["pid"] != st["pid"] for w in others.values())
+    assert sum(w["packets"] for w in others.values()) <= st["counters"]["packets"]
