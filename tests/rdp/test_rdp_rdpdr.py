@@ -1,8 +1,8 @@
 """Drive redirection playbook (MS-RDPEFS), bytes spelled out from the specification: the client
 shares drive "SHARE"; the server opens a file on it, reads it in two pieces, closes it, then
 creates another file and writes to it -> two FileTransfer events with path, size and SHA-256.
-(The corpus has no drive capture: xrdp 0.9.21 never sends the RDPDR User Logged On PDU after
-which FreeRDP 2.11 announces drives.)"""
+The real capture (rdesktop sharing a folder with xrdp) is tested in test_rdp_captures.py and
+test_rdp_cli.py."""
 from __future__ import annotations
 
 import hashlib

@@ -13,8 +13,8 @@
 #   rdp/gen.sh captures           all sixteen captures
 # (stdsecsalted: FreeRDP's default salted MACs, which Debian's xrdp rejects, so the session ends
 #  after the Client Info PDU; stdsecrekey: > 4096 encrypted client packets, to cross a re-key)
-# (drive: rdesktop, not xfreerdp: FreeRDP 2.11 announces file-system devices only after the
-#  server's RDPDR User Logged On PDU, which xrdp 0.9.21 never sends; see capture_drive)
+# (drive: rdesktop, not xfreerdp: FreeRDP 2.11 drops xrdp's early RDPDR User Logged On PDU and
+#  then announces no drive; see capture_drive)
 # (video: xrdp with bulk_compression=false, so the graphics are renderable by PyRDP; it runs the
 #  short layout script with the word "video" on a US keyboard)
 # (clipfile: a file copied on the client (text/uri-list on the client display) and pasted on the
@@ -567,9 +567,10 @@ capture_nla() {
 }
 
 # Drive redirection (rdpdr): rdesktop 1.9 shares a client folder with -r disk:share=DIR. (FreeRDP
-# 2.11 announces file-system devices only after the server's RDPDR User Logged On PDU, which
-# xrdp 0.9.21 never sends -- it announces RDPDR 1.12 without that extended PDU -- so /drive:
-# never reaches xrdp; rdesktop announces its drives right after the Client ID Confirm.)
+# 2.11, RDPDR 1.12, announces drives only after the server's User Logged On PDU; xrdp 0.9.21
+# sends that PDU before its Server Core Capability Request, FreeRDP drops it as unsupported
+# because it has not seen the server's capabilities yet, and announces no device. rdesktop, RDPDR
+# 1.5, announces its drives right after the Client ID Confirm.)
 # On the server chansrv mounts the share with FUSE at ~/thinclient_drives/share: the user copies
 # a file out of it (IRP_MJ_READ, client -> server) and writes one into it (IRP_MJ_WRITE).
 # TLS (rdesktop's GnuTLS negotiates TLS 1.3 with xrdp); the key log is xrdp's (the shim), and
