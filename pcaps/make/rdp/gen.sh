@@ -258,11 +258,11 @@ run_session_script() { # $1=typed marker  $2=client->server clipboard text  $3=s
 # clipboard's files (chansrv asks for the descriptor and fills ~/thinclient_drives/.clipboard) and
 # copies the file out of the FUSE mount (chansrv asks the client for its size and byte ranges).
 CLIPFILE_LINES=2600
-clipfile_make() { # $1=path: CLIPFILE_LINES numbered lines, each with a hash so nothing repeats
+clipfile_make() { # $1=path [$2=lines [$3=label]]: numbered lines, each with a hash so nothing repeats
     python3 -c 'import hashlib,sys
-m,n=sys.argv[2],int(sys.argv[3])
-open(sys.argv[1],"w").write("".join(f"{m} clipboard file line {i:05d} {hashlib.sha256((m+str(i)).encode()).hexdigest()[:16]}\n" for i in range(n)))' \
-        "$1" "$MARK" "${2:-$CLIPFILE_LINES}"
+m,n,what=sys.argv[2],int(sys.argv[3]),sys.argv[4]
+open(sys.argv[1],"w").write("".join(f"{m} {what} file line {i:05d} {hashlib.sha256((m+str(i)).encode()).hexdigest()[:16]}\n" for i in range(n)))' \
+        "$1" "$MARK" "${2:-$CLIPFILE_LINES}" "${3:-clipboard}"
 }
 run_clipfile_script() { # $1=client file path
     local f=$1 base; base=$(basename "$1")
@@ -584,7 +584,7 @@ capture_drive() {
     log "=== capture drive -> $pcap"
     home=$(getent passwd "$RDP_USER" | cut -d: -f6)
     rm -rf "$share"; mkdir -p "$share"; rm -f "$home/$fin"
-    clipfile_make "$share/$fin" "$DRIVE_LINES"
+    clipfile_make "$share/$fin" "$DRIVE_LINES" drive
     ACTLOG="$W/run/$name.actions.tsv"; : >"$ACTLOG"; SNAPNAME=$name
     mk_xrdp_ini "$ini" tls high "TLSv1.2, TLSv1.3" "" true
     rm -f "$pcap" "$W/keys/$name".*.keylog "$W/log/xrdp.log"
