@@ -7,6 +7,11 @@ answer) and/or RANGE requests (position, byte count) -- answered by File Content
 carry only the ``streamId`` of their request. So a response is meaningful only next to its
 request: we keep the requests outstanding per (owner, streamId), in order.
 
+Each Format List starts a new generation of the owner's clipboard. The pasting side may lock a
+generation (Lock Clipboard Data, a ``clipDataId``; Windows does) and go on reading its files
+with requests naming that id after the owner's clipboard has changed again; without a lock,
+requests are about the owner's current clipboard.
+
 Each file is reassembled from its ranges and hashed as it goes (SHA-256 of the bytes in file
 order). Its content is kept up to ``max_file`` bytes; beyond, the hash and size still come out
 right when the ranges arrive in order (they do: every client and server we know reads files
@@ -32,6 +37,7 @@ FILE_ATTRIBUTE_DIRECTORY = 0x10
 DESCRIPTOR_SIZE = 592          # FILEDESCRIPTORW
 MAX_FILES_IN_LIST = 4096       # a list longer than this is hostile or broken: the rest is ignored
 MAX_PENDING = 1024             # outstanding File Contents Requests per session
+MAX_LOCKS = 64                 # clipboard generations locked at once per session
 MAX_AHEAD_PIECES = 256         # ranges held back waiting for an earlier one, per session (and at
                                # most max_file bytes of them)
 
@@ -76,6 +82,7 @@ class ContentsRequest:
     flags: int
     position: int
     requested: int
+    clip_id: int | None        # clipDataId, when the request carries one
 
 
 def parse_contents_request(payload: bytes) -> ContentsRequest:
@@ -83,7 +90,8 @@ def parse_contents_request(payload: bytes) -> ContentsRequest:
     if len(payload) < 24:
         raise ClipboardFileError("a File Contents Request is shorter than 24 bytes")
     stream_id, lindex, flags, low, high, requested = struct.unpack_from("<IiIIII", payload, 0)
-    return ContentsRequest(stream_id, lindex, flags, high << 32 | low, requested)
+    clip_id = struct.unpack_from("<I", payload, 24)[0] if len(payload) >= 28 else None
+    return ContentsRequest(stream_id, lindex, flags, high << 32 | low, requested, clip_id)
 
 
 @dataclass(slots=True)
@@ -103,33 +111,55 @@ class ClipboardFiles:
 
     def __init__(self, max_file: int) -> None:
         self.max_file = max_file
-        self.lists: dict[str, list[Descriptor]] = {"c2s": [], "s2c": []}     # owner -> its files
-        self.pending: dict[tuple[str, int], list[ContentsRequest]] = {}     # (owner, streamId) -> requests
-        self.transfers: dict[tuple[str, int], _Transfer] = {}               # (owner, lindex)
+        self.gen = {"c2s": 0, "s2c": 0}                                      # owner -> clipboard generation
+        self.lists: dict[tuple[str, int], list[Descriptor]] = {}            # (owner, generation) -> files
+        self.locks: dict[tuple[str, int], int] = {}                         # (owner, clipDataId) -> generation
+        self.pending: dict[tuple[str, int], list[tuple[ContentsRequest, int]]] = {}   # (owner, streamId)
+        self.transfers: dict[tuple[str, int, int], _Transfer] = {}          # (owner, generation, lindex)
         self.held = 0                                                        # content bytes held
         self.ahead_pieces = 0
         self.ahead_bytes = 0                                                 # bytes in those pieces
 
     # ---------------------------------------------------------------- what the decoder feeds ----
     def format_list(self, owner: str, ts: float) -> list[Event]:
-        """The owner's clipboard changed: what was read of its old files is all there will be."""
-        out = self._finish_owner(owner, ts)
-        self.lists[owner] = []
-        return out
+        """The owner's clipboard changed: unless the other side locked it, what was read of the
+        old clipboard's files is all there will be."""
+        old = self.gen[owner]
+        self.gen[owner] = old + 1
+        return self._retire(owner, old, ts)
 
     def file_list(self, owner: str, data: bytes, ts: float) -> list[Event]:
         """The Format Data Response of the owner for FileGroupDescriptorW."""
-        out = self._finish_owner(owner, ts)
         files = parse_file_list(data)
-        self.lists[owner] = files
+        key = (owner, self.gen[owner])
+        if self.lists.get(key) == files:
+            return []                       # the same list asked for again: nothing new on offer
+        self.lists[key] = files
         src, dst, _ = OWNER_WORDS[owner]
         shown = ", ".join(f"{d.name}{'/' if d.directory else ''}"
                           + (f" ({d.size} bytes)" if d.size is not None and not d.directory else "")
                           for d in files[:20])
         more = f" and {len(files) - 20} more" if len(files) > 20 else ""
-        out.append(Notice(ts, "clipboard-files", f"the {src}'s clipboard offers {len(files)} "
-                          f"file{'s' if len(files) != 1 else ''} to the {dst}: {shown}{more}"))
-        return out
+        return [Notice(ts, "clipboard-files", f"the {src}'s clipboard offers {len(files)} "
+                       f"file{'s' if len(files) != 1 else ''} to the {dst}: {shown}{more}")]
+
+    def lock(self, direction: str, payload: bytes) -> None:
+        """Lock Clipboard Data from the pasting side: the owner's current clipboard stays readable."""
+        if len(payload) < 4:
+            raise ClipboardFileError("a Lock Clipboard Data PDU is shorter than its clipDataId")
+        owner = "c2s" if direction == "s2c" else "s2c"
+        if len(self.locks) >= MAX_LOCKS:
+            raise ClipboardFileError(f"more than {MAX_LOCKS} clipboard locks held at once")
+        self.locks[(owner, struct.unpack_from("<I", payload, 0)[0])] = self.gen[owner]
+
+    def unlock(self, direction: str, payload: bytes, ts: float) -> list[Event]:
+        if len(payload) < 4:
+            raise ClipboardFileError("an Unlock Clipboard Data PDU is shorter than its clipDataId")
+        owner = "c2s" if direction == "s2c" else "s2c"
+        gen = self.locks.pop((owner, struct.unpack_from("<I", payload, 0)[0]), None)
+        if gen is None or gen == self.gen[owner]:
+            return []
+        return self._retire(owner, gen, ts)
 
     def request(self, direction: str, payload: bytes) -> None:
         """A File Contents Request, sent by the side that pastes to the owner."""
@@ -137,7 +167,10 @@ class ClipboardFiles:
         owner = "c2s" if direction == "s2c" else "s2c"
         if sum(len(q) for q in self.pending.values()) >= MAX_PENDING:
             raise ClipboardFileError(f"more than {MAX_PENDING} File Contents Requests unanswered")
-        self.pending.setdefault((owner, req.stream_id), []).append(req)
+        gen = self.gen[owner]
+        if req.clip_id is not None:
+            gen = self.locks.get((owner, req.clip_id), gen)
+        self.pending.setdefault((owner, req.stream_id), []).append((req, gen))
 
     def response(self, direction: str, msg_flags: int, payload: bytes, ts: float) -> list[Event]:
         """A File Contents Response from the owner: the answer to its oldest request of that stream."""
@@ -147,27 +180,31 @@ class ClipboardFiles:
         queue = self.pending.get((direction, stream_id))
         if not queue:
             return []                       # its request is not in the capture: nothing to place it by
-        req = queue.pop(0)
+        req, gen = queue.pop(0)
         if not queue:
             del self.pending[(direction, stream_id)]
         if not msg_flags & CB_RESPONSE_OK:
             return []
         data = payload[4:]
-        files = self.lists[direction]
+        files = self.lists.get((direction, gen), [])
         if not 0 <= req.lindex < len(files) or files[req.lindex].directory:
             return []
-        t = self._transfer(direction, req.lindex)
+        key = (direction, gen, req.lindex)
+        t = self.transfers.get(key)
+        if t is None:
+            d = files[req.lindex]
+            t = self.transfers[key] = _Transfer(d.name, d.size, keep=True)
         if req.flags & FILECONTENTS_SIZE:
             if len(data) >= 8:
                 t.size = struct.unpack_from("<Q", data, 0)[0]
-            return self._maybe_done(direction, req.lindex, ts)
+            return self._maybe_done(key, ts)
         if not req.flags & FILECONTENTS_RANGE:
             return []
         # (a file read to its end was reported and forgotten: reading it again is another copy)
         if t.size is None and len(data) < req.requested:
             t.size = req.position + len(data)            # a short answer is the end of the file
         self._place(t, req.position, data)
-        return self._maybe_done(direction, req.lindex, ts)
+        return self._maybe_done(key, ts)
 
     def gap(self) -> None:
         """Bytes of the session were lost: a request or answer may be among them, and an answer
@@ -178,16 +215,12 @@ class ClipboardFiles:
         self.pending.clear()
 
     def close(self, ts: float) -> list[Event]:
-        return self._finish_owner("c2s", ts) + self._finish_owner("s2c", ts)
+        out: list[Event] = []
+        for key in list(self.transfers):
+            out += self._finish(key, ts)
+        return out
 
     # ---------------------------------------------------------------------------- inside ----
-    def _transfer(self, owner: str, lindex: int) -> _Transfer:
-        t = self.transfers.get((owner, lindex))
-        if t is None:
-            d = self.lists[owner][lindex]
-            t = self.transfers[(owner, lindex)] = _Transfer(d.name, d.size, keep=True)
-        return t
-
     def _place(self, t: _Transfer, pos: int, data: bytes) -> None:
         if pos < t.next:                                 # a range read again (page cache, retry)
             data = data[t.next - pos:]
@@ -225,14 +258,15 @@ class ClipboardFiles:
                 t.content += data
                 self.held += len(data)
 
-    def _maybe_done(self, owner: str, lindex: int, ts: float) -> list[Event]:
-        t = self.transfers.get((owner, lindex))
+    def _maybe_done(self, key: tuple[str, int, int], ts: float) -> list[Event]:
+        t = self.transfers.get(key)
         if t is None or t.size is None or t.next < t.size:
             return []
-        return self._finish(owner, lindex, ts)
+        return self._finish(key, ts)
 
-    def _finish(self, owner: str, lindex: int, ts: float) -> list[Event]:
-        t = self.transfers.pop((owner, lindex))
+    def _finish(self, key: tuple[str, int, int], ts: float) -> list[Event]:
+        owner = key[0]
+        t = self.transfers.pop(key)
         self.held -= len(t.content)
         self.ahead_pieces -= len(t.ahead)
         self.ahead_bytes -= sum(len(p) for p in t.ahead.values())
@@ -250,10 +284,13 @@ class ClipboardFiles:
                           f"from the {src}'s clipboard to the {dst}{how}", ("file-copy",), "medium"))
         return out
 
-    def _finish_owner(self, owner: str, ts: float) -> list[Event]:
+    def _retire(self, owner: str, gen: int, ts: float) -> list[Event]:
+        """A clipboard generation nobody can read any more (not current, not locked): report what
+        was read of its files and forget it."""
+        if gen == self.gen[owner] or any(g == gen for (o, _), g in self.locks.items() if o == owner):
+            return []
         out: list[Event] = []
-        for key in [k for k in self.transfers if k[0] == owner]:
-            out += self._finish(owner, key[1], ts)
-        for key in [k for k in self.pending if k[0] == owner]:
-            del self.pending[key]
+        for key in [k for k in self.transfers if k[0] == owner and k[1] == gen]:
+            out += self._finish(key, ts)
+        self.lists.pop((owner, gen), None)
         return out

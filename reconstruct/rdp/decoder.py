@@ -36,7 +36,7 @@ from reconstruct.rdp.tls import TLSDecryptor, TLSError, load_rsa_private_key
 SEC_EXCHANGE_PKT, SEC_ENCRYPT, SEC_INFO_PKT, SEC_LICENSE_PKT = 0x0001, 0x0008, 0x0040, 0x0080
 SEC_SECURE_CHECKSUM = 0x0800
 CHANNEL_FLAG_FIRST, CHANNEL_FLAG_LAST, CHANNEL_PACKET_COMPRESSED = 0x1, 0x2, 0x00200000
-CB_FILECONTENTS_REQUEST, CB_FILECONTENTS_RESPONSE = 0x8, 0x9
+CB_FILECONTENTS_REQUEST, CB_FILECONTENTS_RESPONSE, CB_LOCK_CLIPDATA, CB_UNLOCK_CLIPDATA = 0x8, 0x9, 0xA, 0xB
 PDUTYPE_DEMAND_ACTIVE, PDUTYPE_CONFIRM_ACTIVE, PDUTYPE_DATA = 0x1, 0x3, 0x7
 PDUTYPE2_INPUT, PDUTYPE2_SAVE_SESSION_INFO, PDUTYPE2_SET_ERROR_INFO = 0x1C, 0x26, 0x2F
 FASTPATH_UPDATETYPE_BITMAP, FASTPATH_UPDATETYPE_SURFCMDS = 0x1, 0x4
@@ -843,12 +843,17 @@ class RDPDecoder:
         if len(msg) < 8:
             return
         msg_type, msg_flags, n = struct.unpack_from("<HHI", msg, 0)
-        if msg_type in (CB_FILECONTENTS_REQUEST, CB_FILECONTENTS_RESPONSE):
+        if msg_type in (CB_FILECONTENTS_REQUEST, CB_FILECONTENTS_RESPONSE, CB_LOCK_CLIPDATA, CB_UNLOCK_CLIPDATA):
+            body = msg[8:8 + n]
             try:
                 if msg_type == CB_FILECONTENTS_REQUEST:
-                    self.clipfiles.request(direction, msg[8:8 + n])
+                    self.clipfiles.request(direction, body)
+                elif msg_type == CB_FILECONTENTS_RESPONSE:
+                    self._out += self.clipfiles.response(direction, msg_flags, body, self._ts)
+                elif msg_type == CB_LOCK_CLIPDATA:
+                    self.clipfiles.lock(direction, body)
                 else:
-                    self._out += self.clipfiles.response(direction, msg_flags, msg[8:8 + n], self._ts)
+                    self._out += self.clipfiles.unlock(direction, body, self._ts)
             except ClipboardFileError as e:
                 self._warn("cliprdr-files", f"clipboard file transfer: {e}; skipped")
             return

@@ -44,9 +44,10 @@ def file_list(*descriptors: bytes, count: int | None = None) -> bytes:
                struct.pack("<I", len(descriptors) if count is None else count) + b"".join(descriptors))
 
 
-def contents_request(stream: int, lindex: int, flags: int, pos: int = 0, n: int = 0) -> bytes:
-    return pdu(CB_FILECONTENTS_REQUEST, 0, struct.pack("<IiIIII", stream, lindex, flags, pos & 0xFFFFFFFF,
-                                                       pos >> 32, n))
+def contents_request(stream: int, lindex: int, flags: int, pos: int = 0, n: int = 0,
+                     clip_id: int | None = None) -> bytes:
+    body = struct.pack("<IiIIII", stream, lindex, flags, pos & 0xFFFFFFFF, pos >> 32, n)
+    return pdu(CB_FILECONTENTS_REQUEST, 0, body + (b"" if clip_id is None else struct.pack("<I", clip_id)))
 
 
 def contents_response(stream: int, data: bytes, flags: int = OK) -> bytes:
@@ -248,3 +249,45 @@ def test_a_capture_gap_during_a_paste_makes_that_file_incomplete():
     events += dec.close(50.0, "fin")
     [f] = files(events)
     assert not f.complete and f.content is None
+
+
+def lock(clip_id: int, unlock: bool = False) -> bytes:
+    return pdu(0xB if unlock else 0xA, 0, struct.pack("<I", clip_id))
+
+
+def test_a_locked_clipboard_is_read_to_the_end_after_the_owner_copies_something_else():
+    """Windows locks the clipboard it pastes from (clipDataId) and goes on reading its files
+    with requests naming that id while the user already copied something new."""
+    content = recipe(300)
+    events = play([
+        ("c2s", format_list("FileGroupDescriptorW")),
+        ("s2c", lock(5)),                                               # the server locks it at once
+        ("s2c", data_request()),
+        ("c2s", file_list(descriptor("plc.cfg", len(content)))),
+        ("s2c", contents_request(1, 0, RANGE, 0, 4000, clip_id=5)),
+        ("c2s", contents_response(1, content[:4000])),
+        ("c2s", format_list("UTF8_STRING")),                            # the user copies some text
+        ("s2c", contents_request(1, 0, RANGE, 4000, len(content), clip_id=5)),
+        ("c2s", contents_response(1, content[4000:])),
+        ("s2c", lock(5, unlock=True)),
+    ])
+    [f] = files(events)
+    assert (f.path, f.size, f.complete) == ("plc.cfg", len(content), True)
+    assert f.sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_unlocking_a_clipboard_that_was_replaced_reports_what_was_read_of_it():
+    content = recipe(300)
+    dec = RDPDecoder()
+    events = play([
+        ("c2s", format_list("FileGroupDescriptorW")),
+        ("s2c", lock(9)),
+        ("s2c", data_request()),
+        ("c2s", file_list(descriptor("half.bin", len(content)))),
+        ("s2c", contents_request(2, 0, RANGE, 0, 3000, clip_id=9)),
+        ("c2s", contents_response(2, content[:3000])),
+        ("c2s", format_list("UTF8_STRING")),
+    ], dec)
+    assert files(events) == []                                          # still locked: it may go on
+    [f] = files(play([("s2c", lock(9, unlock=True))], dec))
+    assert (f.path, f.size, f.complete) == ("half.bin", 3000, False)
