@@ -274,12 +274,11 @@ class ClipboardFiles:
             return []                                   # asked for its size only: nothing moved
         src, dst, direction = OWNER_WORDS[owner]
         complete = t.size is not None and t.next >= t.size and not t.broken
-        size = t.next if complete or t.size is None else t.size
-        got = t.next + sum(len(p) for p in t.ahead.values())
+        got = t.next + sum(len(p) for p in t.ahead.values())     # (the hash covers t.next of them)
         out: list[Event] = [FileTransfer(ts, direction, t.name, t.next if complete else got,
                                          t.sha.hexdigest(), "clipboard",
                                          bytes(t.content) if complete and t.keep else None, complete)]
-        how = "" if complete else f" (incomplete: {got} of {size if t.size is not None else '?'} bytes seen)"
+        how = "" if complete else f" (incomplete: {got} of {t.size if t.size is not None else '?'} bytes seen)"
         out.append(Notice(ts, "clipboard-file-copy", f"{t.name} ({t.next if complete else got} bytes) copied "
                           f"from the {src}'s clipboard to the {dst}{how}", ("file-copy",), "medium"))
         return out

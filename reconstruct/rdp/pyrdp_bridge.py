@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from reconstruct.rdp import pyrdp_fixes
+from reconstruct.rdp.cliprdr_files import FILE_LIST_FORMAT
 
 pyrdp_fixes.apply()
 
@@ -24,7 +25,6 @@ from pyrdp.pdu.rdp.virtual_channel.clipboard import (  # noqa: E402
 
 CF_TEXT, CF_OEMTEXT, CF_UNICODETEXT = 1, 7, 13
 CB_FORMAT_DATA_RESPONSE = 5
-FILE_LIST_FORMAT = "FileGroupDescriptorW"
 TEXT_FORMAT_NAMES = {"UTF8_STRING", "text/plain", "TEXT", "STRING", "text/plain;charset=utf-8"}
 PTRFLAGS_DOWN, PTRFLAGS_BUTTON1, PTRFLAGS_BUTTON2, PTRFLAGS_BUTTON3 = 0x8000, 0x1000, 0x2000, 0x4000
 KBDFLAGS_EXTENDED, KBDFLAGS_RELEASE = 0x0100, 0x8000
