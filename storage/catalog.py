@@ -8,6 +8,7 @@ re-import replaces rather than duplicates.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,8 +19,27 @@ import numpy as np
 
 from reconstruct.session import SessionRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+# The search index: which words each searched column of each session holds. A word is a run
+# of [a-z0-9] in lower(text), split exactly as DuckDB's regexp splits it; ``src`` names the
+# column (1 command text, 2 command output, 3 event text, 4 file path).
+_SEARCH_TEXT = {"commands": (("text", 1), ("output", 2)), "events": (("text", 3),), "files": (("path", 4),)}
+_WORDS = "unnest(regexp_split_to_array(lower({col}), '[^a-z0-9]+'))"
+
+
+def _words_sql(source: str, table: str) -> str:
+    return " UNION ALL ".join(f"SELECT session_id, {src}::UTINYINT AS src, {_WORDS.format(col=c)} AS term "
+                              f"FROM {source}" for c, src in _SEARCH_TEXT[table])
+
+
+_SEARCH_FILL = [
+    # sorted by word, so that DuckDB's per-row-group min/max skips all but a few row groups
+    "INSERT INTO search_terms SELECT DISTINCT term, src, session_id FROM ("
+    + " UNION ALL ".join(_words_sql(t, t) for t in _SEARCH_TEXT) + ") WHERE term <> '' ORDER BY term, src",
+    "INSERT INTO search_vocab SELECT DISTINCT term FROM search_terms",
+    "INSERT INTO search_index SELECT count(*) FROM search_terms",
+]
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
         """CREATE TABLE IF NOT EXISTS imports (
@@ -51,7 +71,16 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS commands_sid ON commands(session_id)",
         "CREATE INDEX IF NOT EXISTS events_sid ON events(session_id)",
     ],
+    2: [
+        "CREATE TABLE IF NOT EXISTS search_terms (term VARCHAR, src UTINYINT, session_id VARCHAR)",
+        "CREATE TABLE IF NOT EXISTS search_vocab (term VARCHAR)",
+        "CREATE TABLE IF NOT EXISTS search_index (sorted_rows BIGINT)",
+        *_SEARCH_FILL,
+    ],
 }
+SEARCH_FEW_SESSIONS = 4        # a column whose text can only be in this many sessions is read for them only
+SEARCH_MAX_TERMS = 5000        # a query word matching more index words than this narrows nothing
+
 
 
 _TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -222,6 +251,8 @@ class Catalog:
         con.execute("BEGIN")
         try:
             con.register("_ids", {"id": ids})
+            replacing = con.execute("SELECT count(*) FROM sessions WHERE id IN (SELECT id FROM _ids)").fetchone()[0]
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS _search_new (session_id VARCHAR, src UTINYINT, term VARCHAR)")
             for table in ("auth_attempts", "commands", "events", "gaps", "files"):
                 con.execute(f"DELETE FROM {table} WHERE session_id IN (SELECT id FROM _ids)")
             con.execute("DELETE FROM sessions WHERE id IN (SELECT id FROM _ids)")
@@ -232,12 +263,46 @@ class Catalog:
                 con.register("_rows", {n: _column(cols[n]) for n in names})
                 quoted = ", ".join(f'"{n}"' for n in names)
                 con.execute(f"INSERT INTO {table} ({quoted}) SELECT {quoted} FROM _rows")
+                if table in _SEARCH_TEXT:
+                    con.execute(f"INSERT INTO _search_new {_words_sql('_rows', table)}")
                 con.unregister("_rows")
+            self._index_words(replacing > 0)
             con.unregister("_ids")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def _index_words(self, replacing: bool) -> None:
+        """The words of the sessions being written (``_search_new``) into the search index.
+        New rows go at the end, each batch sorted; once the unsorted tail is a quarter of the
+        index the whole index is sorted again (amortised: each row is re-sorted a few times)."""
+        con = self.con
+        if replacing:  # a re-import or a live checkpoint: its old words go
+            con.execute("DELETE FROM search_terms WHERE session_id IN (SELECT id FROM _ids)")
+        con.execute("INSERT INTO search_terms SELECT DISTINCT term, src, session_id FROM _search_new "
+                    "WHERE term <> '' ORDER BY term, src")
+        con.execute("INSERT INTO search_vocab SELECT DISTINCT term FROM _search_new WHERE term <> '' "
+                    "AND term NOT IN (SELECT term FROM search_vocab)")
+        con.execute("DELETE FROM _search_new")
+        total = con.execute("SELECT count(*) FROM search_terms").fetchone()[0]
+        row = con.execute("SELECT max(sorted_rows) FROM search_index").fetchone()
+        done = row[0] if row and row[0] is not None else 0
+        if total - done > max(1_000_000, done // 4):
+            con.execute("CREATE OR REPLACE TABLE search_terms AS SELECT * FROM search_terms ORDER BY term, src")
+            con.execute("DELETE FROM search_index")
+            con.execute("INSERT INTO search_index VALUES (?)", [total])
+
+    def rebuild_search_index(self) -> None:
+        """The search index from the rows as they are (for rows written by other means than
+        ``write_sessions``, e.g. a benchmark's bulk SQL)."""
+        con = self.con
+        con.execute("BEGIN")
+        for table in ("search_terms", "search_vocab", "search_index"):
+            con.execute(f"DELETE FROM {table}")
+        for stmt in _SEARCH_FILL:
+            con.execute(stmt)
+        con.execute("COMMIT")
 
     def close_interrupted(self, sid: str, status: str, reason: str, end_ts: float | None, end_reason: str,
                           recordings: list[str]) -> None:
@@ -330,41 +395,122 @@ class Catalog:
         return s
 
     def search(self, text: str, regex: bool = False, limit: int = 200,
-               server_nets: list[str] | None = None) -> list[dict[str, Any]]:
+               server_nets: list[str] | None = None, use_index: bool = True) -> list[dict[str, Any]]:
         """Commands, their output, timeline text and file names matching ``text``
         (case-insensitive substring, or a regular expression); ``server_nets`` keeps only
-        sessions whose server is in one of these CIDRs."""
+        sessions whose server is in one of these CIDRs.
+
+        A substring search first asks the word index which columns, and when they are very few
+        which sessions, can hold the text (``search_candidates``): a column that cannot is not
+        read at all. The hits are the same as reading everything (``use_index=False``)."""
         if regex:
             cond, arg = "regexp_matches({col}, ?)", text
         else:
             # contains(lower(..)) scans about twice as fast as ILIKE '%..%' and needs no escaping
             cond, arg = "contains(lower({col}), ?)", text.lower()
         c = cond.format
+        where: dict[int, list[str] | None] = {1: None, 2: None, 3: None, 4: None}
+        if use_index and not regex:
+            found = self.search_candidates(text.lower())
+            if found is not None:
+                where = found
+        selects = {  # (select, number of text arguments)
+            1: (f"SELECT session_id, ts, 'command' AS kind, text, tags FROM commands WHERE {c(col='text')}", 1),
+            2: (f"SELECT session_id, coalesce(output_ts, ts) AS ts, 'output' AS kind, text, tags FROM commands "
+                f"WHERE {c(col='output')} AND NOT ({c(col='text')})", 2),
+            3: (f"SELECT session_id, ts, kind, text, tags FROM events "
+                f"WHERE kind NOT IN ('command', 'tag', 'session-start') AND {c(col='text')}", 1),
+            4: (f"SELECT session_id, ts, 'file' AS kind, path AS text, []::VARCHAR[] AS tags FROM files "
+                f"WHERE {c(col='path')}", 1),
+        }
+        parts: list[str] = []
+        nargs = 0
+        for src, (select, n) in selects.items():
+            if src not in where:
+                continue  # no word of the text in this column: nothing to read
+            ids = where[src]
+            if ids is not None:
+                select += " AND session_id IN (" + ", ".join("'" + i.replace("'", "''") + "'" for i in ids) + ")"
+            parts.append(select)
+            nargs += n
+        if not parts:
+            return []
         sql = f"""
         SELECT h.session_id, h.ts, h.kind, h.text, h.tags, s.start_ts, s.protocol, s."user", s.server_ip
-        FROM (
-          SELECT session_id, ts, 'command' AS kind, text, tags FROM commands WHERE {c(col='text')}
-          UNION ALL
-          SELECT session_id, coalesce(output_ts, ts), 'output', text, tags FROM commands
-            WHERE {c(col='output')} AND NOT ({c(col='text')})
-          UNION ALL
-          SELECT session_id, ts, kind, text, tags FROM events
-            WHERE kind NOT IN ('command', 'tag', 'session-start') AND {c(col='text')}
-          UNION ALL
-          SELECT session_id, ts, 'file', path, []::VARCHAR[] FROM files WHERE {c(col='path')}
-        ) h JOIN sessions s ON s.id = h.session_id
+        FROM ({" UNION ALL ".join(parts)}) h JOIN sessions s ON s.id = h.session_id
         {{scope}}
-        ORDER BY h.ts, h.session_id LIMIT {int(limit)}"""
-        args: list[Any] = [arg] * 5
+        ORDER BY h.ts, h.session_id, h.kind, h.text LIMIT {int(limit)}"""
+        args: list[Any] = [arg] * nargs
         if server_nets is not None:
-            cond, nargs = self._net_condition("s.server_ip", server_nets)
+            cond, netargs = self._net_condition("s.server_ip", server_nets)
             sql = sql.replace("{scope}", "WHERE " + cond)
-            args += nargs
+            args += netargs
         else:
             sql = sql.replace("{scope}", "")
         rows = self.con.execute(sql, args).fetchall()
         return [{"id": r[0], "ts": iso(r[1]), "offset": round(r[1] - r[5], 3), "kind": r[2], "text": r[3],
                  "tags": r[4] or [], "protocol": r[6], "user": r[7], "server_ip": r[8]} for r in rows]
+
+    def search_candidates(self, q: str) -> dict[int, list[str] | None] | None:
+        """Which searched columns (1 command text, 2 command output, 3 event text, 4 file path)
+        can contain the lower-case string ``q``, from the word index: a column left out cannot;
+        a column mapped to a list can only in those (few) sessions; to None, in any. None when
+        the index cannot tell (no index yet, no word in ``q``, non-ASCII text).
+
+        Exact, not heuristic: where ``q`` holds a word with a non-word character on both sides,
+        any text containing ``q`` holds that whole word; a word at the start of ``q`` may be the
+        end of a longer word of the text, one at its end the start of one, and a ``q`` that is
+        all one word may be inside any word. So a text holding ``q`` holds, for each word of
+        ``q``, an index word that equals / ends with / starts with / contains it."""
+        if not q.isascii() or not self._has_search_index():
+            return None
+        con = self.con
+        conds: list[tuple[str, list[Any]]] = []
+        for m in re.finditer("[a-z0-9]+", q):
+            word, left_open, right_open = m.group(), m.start() == 0, m.end() == len(q)
+            if left_open:  # any word ending with (or containing) it: ask the vocabulary
+                test = "contains(term, ?)" if right_open else "ends_with(term, ?)"
+                terms = [r[0] for r in con.execute(f"SELECT term FROM search_vocab WHERE {test} "
+                                                   f"LIMIT {SEARCH_MAX_TERMS + 1}", [word]).fetchall()]
+                if not terms:
+                    return {}
+                if len(terms) > SEARCH_MAX_TERMS:
+                    continue  # matches nearly everything: narrows nothing
+                conds.append(("term IN (SELECT unnest(?::VARCHAR[]))", [terms]))
+            elif right_open:  # words starting with it: a range of the sorted index
+                conds.append(("term >= ? AND term < ?", [word, word + "{"]))
+            else:
+                conds.append(("term = ?", [word]))
+        if not conds:
+            return None
+        # per column, the number of (word, session) pairs each word of q has there
+        counts: dict[int, list[int]] = {src: [] for src in (1, 2, 3, 4)}
+        for cond, args in conds:
+            got = dict(con.execute(f"SELECT src, count(*) FROM search_terms WHERE {cond} GROUP BY src",
+                                   args).fetchall())
+            for src in counts:
+                counts[src].append(int(got.get(src, 0)))
+        out: dict[int, list[str] | None] = {}
+        for src, ns in counts.items():
+            if min(ns) == 0:
+                continue  # some word of q is nowhere in this column
+            out[src] = None
+            if min(ns) <= SEARCH_FEW_SESSIONS:
+                sql = " INTERSECT ".join(f"SELECT session_id FROM search_terms WHERE src = {src} AND {cond}"
+                                         for cond, _ in conds)
+                out[src] = [r[0] for r in con.execute(sql, [a for _, args in conds for a in args]).fetchall()]
+                if not out[src]:
+                    del out[src]
+        return out
+
+    def _has_search_index(self) -> bool:
+        if getattr(self, "_search_index", None) is None:
+            try:
+                self.con.execute("SELECT 1 FROM search_index LIMIT 1")
+                self._search_index = True
+            except duckdb.CatalogException:  # a catalog of schema 1 opened read-only: scan
+                self._search_index = False
+        return bool(self._search_index)
 
     def _net_condition(self, column: str, cidrs: list[str]) -> tuple[str, list[Any]]:
         """SQL condition "``column`` (an IP address as text) is in one of ``cidrs``", with its
