@@ -1,4 +1,5 @@
-"""``sessiontap serve`` (the auditor console) and ``sessiontap users`` (its accounts)."""
+"""``sessiontap serve`` (the auditor console), ``sessiontap users`` (its accounts) and
+``sessiontap seek-index`` (seek indexes of long recordings, ahead of the first replay)."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cert", help="TLS certificate (PEM); default: a self-signed one kept in the data directory")
     p.add_argument("--key", help="TLS private key (PEM)")
     p.set_defaults(func=cmd_serve)
+
+    p = subparsers.add_parser("seek-index", help="build the seek index of long terminal recordings, so the "
+                                                 "console opens them at any second at once")
+    p.add_argument("sessions", nargs="*", metavar="SESSION", help="session ids or prefixes (default: every session)")
+    p.set_defaults(func=cmd_seek_index)
 
     p = subparsers.add_parser("users", help="console accounts: list, add, reset (new password + 2FA), unlock")
     us = p.add_subparsers(dest="users_command", required=True, metavar="ACTION")
@@ -77,6 +83,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         console.serve_forever()
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def cmd_seek_index(args: argparse.Namespace) -> int:
+    """Index what needs it; one line per recording indexed. Each recording read is audited."""
+    from appliance.console.replay import ensure_index, terminal_recording
+
+    vault = Home(actor=_actor()).vault(create=False)
+    sids = [vault.find_session(s) for s in args.sessions] if args.sessions else vault.sessions()
+    for sid in sids:
+        cast = terminal_recording(vault.names(sid))
+        if cast is None:
+            continue
+        names = vault.names(sid)
+        name = ensure_index(vault, sid, cast, actor=_actor())
+        if name is not None and name not in names:
+            print(f"{sid} {cast}: indexed as {name}")
     return 0
 
 

@@ -108,3 +108,18 @@ def test_the_demo_serves_when_asked_and_prints_url_and_accounts(t2_home):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_seek_index_indexes_long_recordings_once_and_leaves_short_ones(tmp_path):
+    from appliance.home import Home
+    from long_cast import shell_session
+    from test_long_replay import add_session
+
+    home = tmp_path / "home"
+    add_session(Home(path=home, actor="test"), "3c" * 8, shell_session(1800, seed=5))
+    add_session(Home(path=home, actor="test"), "4d" * 8, shell_session(60, seed=5))
+    out = run(home, "seek-index").stdout.decode()
+    assert out == f"{'3c' * 8} terminal.cast: indexed as terminal.cast.seek\n"
+    assert run(home, "seek-index", "3c").stdout == b""  # already there, for these bytes
+    names = Home(path=home, actor="test").vault().names("4d" * 8)
+    assert names == ["terminal.cast"]
