@@ -153,8 +153,9 @@ class _Direction:
             raise TLSError("a TLS record failed authentication (wrong key or damaged data)") from None
 
     def _nonce_at(self, seq: int) -> bytes:
-        padded = seq.to_bytes(len(self.iv), "big")
-        return bytes(a ^ b for a, b in zip(self.iv, padded))
+        # the IV XOR the sequence number left-padded to its length (RFC 8446 5.3, RFC 7905)
+        n = len(self.iv)
+        return (int.from_bytes(self.iv, "big") ^ seq).to_bytes(n, "big")
 
     def _decrypt_cbc(self, seq: int, ctype: int, version: int, body: bytes) -> bytes:
         mac_len = hashlib.new(self.suite.mac).digest_size
