@@ -95,6 +95,10 @@ def test_a_link_to_minute_29_opens_the_screen_of_that_second(long_console, brows
     page.evaluate("jump(200)")
     page.wait_for_function("() => Math.abs(window.stRecordingTime() - 200) < 0.01 && window.stWindow().start <= 200")
     assert player_rows(page) == screen_at(cast, 200)
+    # playing past the end of a window goes on with the next one
+    end = page.evaluate("(async () => { const w = window.stWindow(); await jump(w.end - 0.3); "
+                        "window.stPlayer.play(); return w.end; })()")
+    page.wait_for_function(f"() => window.stWindow().start >= {end} - 0.001 && window.stRecordingTime() > {end}")
     after = reads(console.accounts.vault, INDEXED)
     assert len(after) - before == 1 and after[-1]["actor"] == "console:lena", after[before:]
     page.close()
