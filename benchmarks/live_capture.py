@@ -73,16 +73,36 @@ class Span:
         sh("ip", "netns", "del", self.ns)
 
 
+def family(pid: int) -> list[int]:
+    """The process and its children (the sensor's other processes with ``--workers``)."""
+    try:
+        kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except OSError:
+        kids = []
+    return [pid] + [int(k) for k in kids]
+
+
 def proc_cpu(pid: int) -> float:
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in family(pid):
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def proc_hwm_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    total = 0.0
+    for p in family(pid):
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
 
 
 def settle(read, quiet: float = 1.0, limit: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
@@ -112,11 +132,13 @@ def packets_in(pcap: Path) -> int:
 
 
 def bench_sensor(span: Span, pcap: Path, rates: list[int], seconds: float, home: Path, method: str) -> list[dict]:
+    """``method``: ring, socket, or ring:N for N sensor processes sharing the port."""
     env = dict(os.environ, SESSIONTAP_HOME=str(home))
-    errlog = open(home.parent / f"sensor-{method}.log", "wb")
+    errlog = open(home.parent / f"sensor-{method.replace(':', '-')}.log", "wb")
+    how, _, workers = method.partition(":")
     p = subprocess.Popen([sys.executable, "-m", "appliance.cli", "sensor", "--interface", span.mirror,
-                          "--checkpoint-seconds", "2", "--capture-method", method], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=errlog)
+                          "--checkpoint-seconds", "2", "--capture-method", how, "--workers", workers or "1"],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=errlog)
     status = home / "run" / "status.json"
     while not status.exists():
         time.sleep(0.2)
@@ -136,6 +158,8 @@ def bench_sensor(span: Span, pcap: Path, rates: list[int], seconds: float, home:
                         "captured": st1["packets"] - st0["packets"],
                         "kernel_drops": st1["kernel_drops"] - st0["kernel_drops"],
                         "own_drops": st1["own_drops"] - st0["own_drops"],
+                        "processed": st1["processed_packets"] - st0["processed_packets"],
+                        "settle_seconds": round(wall - r["seconds"], 1),
                         "cpu_percent": round(100 * (proc_cpu(p.pid) - cpu0) / wall, 1),
                         "rss_peak_mb": round(proc_hwm_mb(p.pid), 1)})
             print(json.dumps(out[-1]), flush=True)
@@ -303,7 +327,8 @@ def main() -> int:
     ap.add_argument("--rates", default="5000,10000,20000,40000,80000")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--paths", default="sensor,reader,tcpdump,latency")
-    ap.add_argument("--methods", default="ring,socket", help="capture methods for sensor, reader and latency")
+    ap.add_argument("--methods", default="ring,socket,ring:2",
+                    help="capture methods (ring:N: N sensor processes; the reader and latency use the plain ones)")
     ap.add_argument("--latency-samples", type=int, default=30)
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -323,9 +348,9 @@ def main() -> int:
                 if "sensor" in paths:
                     results[f"sensor/{method}"] = bench_sensor(span, pcap, rates, a.seconds, tmp / f"home-{method}",
                                                                method)
-                if "reader" in paths:
+                if "reader" in paths and ":" not in method:
                     results[f"reader/{method}"] = bench_reader(span, pcap, rates, a.seconds, method)
-                if "latency" in paths:
+                if "latency" in paths and ":" not in method:
                     results[f"latency/{method}"] = bench_latency(span, tmp / f"home-lat-{method}", tmp,
                                                                  a.latency_samples, method)
                     print(json.dumps({f"latency/{method}": results[f"latency/{method}"]}), flush=True)
