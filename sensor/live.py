@@ -1,8 +1,14 @@
 """Live capture: frames from a network interface (or a pcap byte stream) as ``Batch``es, fed to
 the same ``Sensor`` core that imports files.
 
-Two sources, one shape:
+Three sources, one shape:
 
+* ``RingSocket`` (the default) - an ``AF_PACKET`` socket with a TPACKET_V3 receive ring mapped
+  into our memory: the kernel fills 1 MiB blocks with frames and hands over a block at a time,
+  which becomes one ``Batch`` with one copy and no system call per packet (the per-packet
+  ``recvmsg`` of the plain socket cost most of a core at 100 k packets/s). Same kernel filter,
+  same counters; optionally one member of a ``PACKET_FANOUT`` hash group (several sensor
+  processes, each with whole flows: ``appliance/sensor_workers.py``).
 * ``PacketSocket`` - a Linux ``AF_PACKET`` socket on the mirror interface. The kernel filters
   (classic BPF compiled by ``tcpdump -ddd`` from the configured subnets and ports and attached
   with ``SO_ATTACH_FILTER``), timestamps (``SO_TIMESTAMPNS``) and counts what it had to drop
@@ -11,10 +17,14 @@ Two sources, one shape:
   it exits, which is too late for an alert; see benchmarks/live_capture.py for the rates.
 * ``PcapStream`` - a classic pcap byte stream (stdin, a pipe from any capture tool).
 
-Either way a reader thread turns packets into batches and hands them over through a bounded
+Each way a reader thread turns packets into batches and hands them over through a bounded
 queue. When the queue is full (reconstruction fell behind) the batch is dropped and counted
 as ours (``own_drops``): evidence lost is reported, never silent, and the kernel buffer keeps
 draining so one slow moment does not turn into a long blind spot.
+
+Stopping (``request_stop``): capture ends at once; what is queued is still handed out until a
+deadline; ``abandon`` then counts what is left (queued, or still in the kernel's buffer) as
+``stop_drops``, so a stop under load is prompt and its loss is a number, not a silence.
 
 ``RawRing`` optionally keeps every captured packet in a ring of pcap files bounded by size,
 count and age: the packets themselves, as evidence beside the reconstruction.
