@@ -102,8 +102,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.json:
         for res in results:
             for s in res.sessions:
-                out.print(json.dumps({**s, "start": iso(s["start"]), "end": iso(s["end"]), "file": res.path}),
-                          markup=False)
+                emit(json.dumps({**s, "start": iso(s["start"]), "end": iso(s["end"]), "file": res.path}))
     elif not args.quiet:
         _print_import_summary(results)
     read_any = any(not r.error for r in results)

@@ -117,8 +117,8 @@ class Importer:
             while running:
                 msg = queue.get()
                 kind = msg[0]
-                if kind == "session":
-                    yield msg[1], msg[2]
+                if kind == "sessions":
+                    yield from msg[1]
                 elif kind == "progress":
                     done_bytes[msg[1]] = msg[2]
                     if progress:
@@ -328,7 +328,7 @@ def _shard_worker(path: str, shard: int, nshards: int, home_path: str, keys: Key
             for rec, names in items:
                 rec.files = [FileTransfer(f.ts, f.direction, f.path, f.size, f.sha256, f.method, None, f.complete)
                              for f in rec.files]
-                queue.put(("session", rec, names))
+            queue.put(("sessions", items))     # one message per sealed group
 
         batch = SessionBatch(store, send)
         for rec, log in flows:
