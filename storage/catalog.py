@@ -104,6 +104,13 @@ def _column(values: list) -> np.ndarray:
     return arr
 
 
+def _caseless(text: str) -> bool:
+    """True for ASCII text without letters (digits, addresses, paths, punctuation): lower()
+    leaves such characters as they are and never makes them from other characters, so
+    ``contains(lower(col), text)`` and ``contains(col, text)`` are the same test."""
+    return text.isascii() and not re.search("[A-Za-z]", text)
+
+
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -404,10 +411,12 @@ class Catalog:
         which sessions, can hold the text (``search_candidates``): a column that cannot is not
         read at all. The hits are the same as reading everything (``use_index=False``)."""
         if regex:
-            cond, arg = "regexp_matches({col}, ?)", text
+            cond, cargs = "regexp_matches({col}, ?)", [text]
         else:
             # contains(lower(..)) scans about twice as fast as ILIKE '%..%' and needs no escaping
-            cond, arg = "contains(lower({col}), ?)", text.lower()
+            cond, cargs = "contains(lower({col}), ?)", [text.lower()]
+            if _caseless(text):  # lower() changes none of these characters, nor makes them: skip it
+                cond = "contains({col}, ?)"
         c = cond.format
         where: dict[int, list[str] | None] = {1: None, 2: None, 3: None, 4: None}
         if use_index and not regex:
@@ -440,7 +449,7 @@ class Catalog:
         FROM ({" UNION ALL ".join(parts)}) h JOIN sessions s ON s.id = h.session_id
         {{scope}}
         ORDER BY h.ts, h.session_id, h.kind, h.text LIMIT {int(limit)}"""
-        args: list[Any] = [arg] * nargs
+        args: list[Any] = cargs * nargs
         if server_nets is not None:
             cond, netargs = self._net_condition("s.server_ip", server_nets)
             sql = sql.replace("{scope}", "WHERE " + cond)
