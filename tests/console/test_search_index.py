@@ -68,6 +68,22 @@ def queries(cat) -> list[str]:
     return [q for q in dict.fromkeys(out) if q.strip(" ") or q == " "]
 
 
+def reference(cat, q: str) -> list[tuple]:
+    """The hits by definition: every searched row whose lower-cased text contains ``q``
+    lower-cased (the search as it was before the index), read in full."""
+    from storage.catalog import iso
+
+    rows = cat.con.execute("""
+        SELECT session_id, ts, 'command', text FROM commands WHERE contains(lower(text), $q)
+        UNION ALL SELECT session_id, coalesce(output_ts, ts), 'output', text FROM commands
+            WHERE contains(lower(output), $q) AND NOT contains(lower(text), $q)
+        UNION ALL SELECT session_id, ts, kind, text FROM events
+            WHERE kind NOT IN ('command', 'tag', 'session-start') AND contains(lower(text), $q)
+        UNION ALL SELECT session_id, ts, 'file', path FROM files WHERE contains(lower(path), $q)""",
+                           {"q": q.lower()}).fetchall()
+    return sorted((sid, iso(ts), kind, text) for sid, ts, kind, text in rows)
+
+
 def test_indexed_search_gives_the_hits_of_a_full_read(catalog):
     narrowed = skipped_columns = 0
     qs = queries(catalog)
@@ -75,6 +91,7 @@ def test_indexed_search_gives_the_hits_of_a_full_read(catalog):
         with_index = catalog.search(q, limit=1000)
         full_read = catalog.search(q, limit=1000, use_index=False)
         assert with_index == full_read, q
+        assert sorted((h["id"], h["ts"], h["kind"], h["text"]) for h in with_index) == reference(catalog, q), q
         where = catalog.search_candidates(q.lower())
         if where is not None:
             narrowed += 1
