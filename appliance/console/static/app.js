@@ -169,10 +169,11 @@ function castTimes(text) {
 async function loadWindow(t) {
   const q = new URLSearchParams({ t: String(Math.max(0, t)) });
   if (REPLAY.win && REPLAY.win.view) q.set("view", REPLAY.win.view);
-  const w = await api("GET", `/api/sessions/${REPLAY.sid}/replay?${q}`);
+  const w = await api("GET", `/api/sessions/${encodeURIComponent(REPLAY.sid)}/replay?${q}`);
   REPLAY.win = w;
   REPLAY.cast = w.cast;
   REPLAY.events = castTimes(w.cast);
+  return w;
 }
 
 function inWindow(t) {
@@ -259,9 +260,11 @@ async function reloadRecording(s) {
 async function setupReplay(s) {
   const box = document.getElementById("replay");
   box.hidden = false;
-  REPLAY.sid = s.id;
   const t0 = hashTime();
-  await loadWindow(t0);
+  if (!(REPLAY.first && await REPLAY.first && REPLAY.sid === s.id)) {
+    REPLAY.sid = s.id;
+    await loadWindow(t0);
+  }
   makePlayer(t0);
   await jump(t0);
   renderCommands(s);
@@ -339,6 +342,11 @@ function renderComments(s) {
 async function sessionPage() {
   await header();
   const sid = location.pathname.split("/")[2];
+  if (can("content")) {
+    // the recording's window is fetched while the session's details are: it is most of the wait
+    REPLAY.sid = sid;
+    REPLAY.first = loadWindow(hashTime()).catch(() => null);
+  }
   let s;
   try {
     s = await api("GET", `/api/sessions/${encodeURIComponent(sid)}`);
