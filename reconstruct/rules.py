@@ -6,7 +6,7 @@ A rule pack is TOML (the default pack is ``rules_default.toml`` beside this modu
     name = "rm-recursive"            # unique; shown to the analyst as the reason of the tag
     tag = "destructive"
     severity = "high"                # info | low | medium | high | critical
-    on = "command"                   # command (default) | output
+    on = "command"                   # command (default) | output | file
     ignore_case = false              # network CLIs accept any case: set true for them
     pattern = '{cmd}rm\\s+...'
 
@@ -14,6 +14,9 @@ A rule pack is TOML (the default pack is ``rules_default.toml`` beside this modu
 ``;``, ``&&``, ``||``, ``|``, ``(``, ``$(`` or a backquote, optionally behind wrappers such as
 ``sudo -u root``, ``env X=1``, ``nohup``, ``busybox``. So ``sudo rm -rf /x`` and
 ``cd /; rm -rf x`` match an ``rm`` rule while ``echo rm -rf`` or ``man sudo`` do not.
+
+A ``file`` rule matches a file moved in the session (sftp, scp, RDP clipboard or drive) by its
+line ``"<method> <upload|download> <path>"``, e.g. ``sftp upload /flash/fw-2.4.bin``.
 
 Pure: ``RuleSet.from_toml(text)``, ``RuleSet.default()``, ``ruleset.apply(event)``.
 """
@@ -24,7 +27,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
-from reconstruct.events import CommandEntered, CommandOutput, Event, Tagged
+from reconstruct.events import CommandEntered, CommandOutput, Event, FileTransfer, Tagged
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 _KEYS = {"name", "tag", "severity", "on", "pattern", "ignore_case", "description"}
@@ -51,8 +54,7 @@ class RuleSet:
 
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
-        self._by_on = {"command": [r for r in rules if r.on == "command"],
-                       "output": [r for r in rules if r.on == "output"]}
+        self._by_on = {on: [r for r in rules if r.on == on] for on in ("command", "output", "file")}
 
     @classmethod
     def from_toml(cls, text: str) -> "RuleSet":
@@ -78,8 +80,8 @@ class RuleSet:
             if severity not in SEVERITIES:
                 raise ValueError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
             on = raw.get("on", "command")
-            if on not in ("command", "output"):
-                raise ValueError(f"{where}: 'on' must be 'command' or 'output'")
+            if on not in ("command", "output", "file"):
+                raise ValueError(f"{where}: 'on' must be 'command', 'output' or 'file'")
             flags = re.IGNORECASE if raw.get("ignore_case", False) else 0
             try:
                 regex = re.compile(raw["pattern"].replace("{cmd}", CMD), flags | re.MULTILINE)
@@ -98,6 +100,8 @@ class RuleSet:
             rules, text, kind = self._by_on["command"], event.text, "command"
         elif isinstance(event, CommandOutput):
             rules, text, kind = self._by_on["output"], event.text, "output"
+        elif isinstance(event, FileTransfer):
+            rules, text, kind = self._by_on["file"], f"{event.method} {event.direction} {event.path}", "file"
         else:
             return []
         text = text[:MAX_TEXT]
@@ -110,6 +114,10 @@ class RuleSet:
             if m is None:
                 continue
             done.add(rule.tag)
+            if kind == "file":
+                tags.append(Tagged(ts=event.ts, tag=rule.tag, severity=rule.severity, rule=rule.name,
+                                   text=text, ref_kind="file"))
+                continue
             shown = text if kind == "command" else _line_of(text, m.start())
             tags.append(Tagged(ts=event.ts, tag=rule.tag, severity=rule.severity, rule=rule.name,
                                text=shown, ref_kind="command", ref_index=event.index))

@@ -556,12 +556,60 @@ class Terminal:
         text = self._utf8.decode(data)
         if text:
             try:
-                self._stream.feed(self._guard.filter(text))
+                text = self._guard.filter(text)
+                if self._stream._taking_plain_text is True:
+                    text = text[_fast_prefix(self.screen, text):]
+                if text:
+                    self._stream.feed(text)
             except Exception:
                 # pyte handlers reject some private/odd sequences by raising, which kills
                 # its parser coroutine: count it and go on with a fresh parser.
                 self.emulation_errors += 1
                 self._stream = pyte.Stream(self.screen)
+
+
+# The control characters and complete CSI sequences shells and line editors send most (CR LF,
+# colours, erase, cursor moves, bracketed paste), matched by one regex and handed to the same
+# screen methods, with the same parameters, as pyte's parser would: that parser reads escape
+# sequences one character at a time through a generator, which was a fifth of the import time
+# on a mirror-port mix. Anything else (OSC, charsets, C1, partial sequences) stops the fast
+# path and goes to pyte's stream, which is then at its ground state.
+_CSI_NAMES = dict(pyte.Stream.csi)
+_BASIC_NAMES = {"\x07": "bell", "\x08": "backspace", "\x09": "tab", "\x0a": "linefeed", "\x0b": "linefeed",
+                "\x0c": "linefeed", "\x0d": "carriage_return", "\x00": "", "\x7f": ""}
+_FAST_TOKEN = re.compile("\x1b\\[(\\?)?([0-9;]{0,%d})([%s])|([\x00\x07-\x0d\x7f])"
+                         % (MAX_CSI_PARAMS, re.escape("".join(_CSI_NAMES))))
+_PLAIN_TEXT = pyte.Stream._text_pattern.fullmatch
+
+
+def _fast_prefix(screen: _Screen, text: str) -> int:
+    """Emulate the longest prefix of ``text`` made of plain text, basic controls and simple CSI
+    sequences; returns its length (pyte's stream must be at its ground state)."""
+    pos = 0
+    for m in _FAST_TOKEN.finditer(text):
+        start = m.start()
+        if start > pos:
+            if _PLAIN_TEXT(text, pos, start) is None:
+                return pos
+            screen.draw(text[pos:start])
+        pos = m.end()
+        c = m.group(4)
+        if c is not None:
+            name = _BASIC_NAMES[c]
+            if name:
+                getattr(screen, name)()
+            continue
+        params = [min(int(p or 0), 9999) for p in m.group(2).split(";")]
+        handler = getattr(screen, _CSI_NAMES[m.group(3)])
+        if m.group(1):
+            handler(*params, private=True)
+        else:
+            handler(*params)
+    if pos < len(text):
+        if _PLAIN_TEXT(text, pos) is None:
+            return pos
+        screen.draw(text[pos:])
+    return len(text)
 
 
 def _clamp(cols: int, rows: int) -> tuple[int, int]:

@@ -71,6 +71,8 @@ def test_import_yields_manifest(cli, home, case):
                 assert text in shown, f"{text!r} never appeared on the screen"
         for tag in w.get("tags", []):
             assert tag in s["tags"]
+        if w.get("files"):      # a session that moved files is a file copy, whatever was typed
+            assert "file-copy" in s["tags"], [f["path"] for f in w["files"]]
         conflicts = [e for e in detail["events"] if e["kind"] == "retransmission-conflict"]
         assert len(conflicts) == w.get("conflicts", 0)
     # typed passwords never reach storage, in any file of the data directory

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconstruct.events import CommandEntered, CommandOutput, Output, Tagged
+from reconstruct.events import CommandEntered, CommandOutput, FileTransfer, Output, Tagged
 from reconstruct.rules import RuleSet
 
 DEFAULT = RuleSet.default()
@@ -111,3 +111,15 @@ pattern = '{cmd}mbpoll\\b[^;&|]*\\s-r'
 def test_bad_packs_are_refused_with_the_reason(text, problem):
     with pytest.raises(ValueError, match=problem):
         RuleSet.from_toml(text)
+
+
+@pytest.mark.parametrize("method,direction,path,tags", [
+    ("sftp", "upload", "/flash/fw-2.4.bin", ["file-copy", "firmware-upgrade"]),
+    ("scp", "download", "/etc/plc/recipe.csv", ["file-copy"]),
+    ("clipboard", "upload", "S7-1500_V2.9.upd", ["file-copy", "firmware-upgrade"]),
+    ("rdpdr", "download", "share:/backup/project.zap16", ["file-copy"]),
+])
+def test_every_file_moved_is_a_file_copy_and_firmware_names_an_upgrade(method, direction, path, tags):
+    got = RuleSet.default().apply(FileTransfer(5.0, direction, path, 100, "ab" * 32, method))
+    assert sorted(t.tag for t in got) == tags
+    assert all(t.ref_kind == "file" and t.text == f"{method} {direction} {path}" for t in got)
