@@ -169,7 +169,8 @@ class SensorDaemon:
         self._stop_logged = False
         self._checkpoint_cost = 0.0       # seconds the last checkpoint took
         self.workers: Any = None          # appliance.sensor_workers.Workers, with capture.workers > 1
-        self.worker_rows: list[tuple[SessionRecord, list[str]]] = []   # their catalog rows, still to write
+        # their catalog rows still to write, by session: a newer row replaces an older one
+        self.worker_rows: dict[str, tuple[SessionRecord, list[str]]] = {}
         self.fanout_group = os.getpid() & 0xFFFF
         self.bpf: bytes | None = None
 
@@ -531,7 +532,7 @@ class SensorDaemon:
         """Rows the other sensor processes sent (their recordings are sealed already)."""
         if not self.worker_rows:
             return
-        rows, self.worker_rows = self.worker_rows, []
+        rows, self.worker_rows = list(self.worker_rows.values()), {}
         self._write_group(catalog.write_sessions,
                           [(lambda r=r, n=n: ([], (r, self.import_id, self.source_name, n), lambda: None))
                            for r, n in rows], [r.id for r, _n in rows])

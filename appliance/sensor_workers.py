@@ -101,7 +101,9 @@ class Workers:
     def _take(self, daemon: SensorDaemon, msg: tuple) -> None:
         kind, i = msg[0], msg[1]
         if kind == "rows":
-            daemon.worker_rows.extend(msg[2])
+            for rec, names in msg[2]:
+                daemon.worker_rows.pop(rec.id, None)      # kept in the order of their last update
+                daemon.worker_rows[rec.id] = (rec, names)
         elif kind == "siem":
             daemon.siem.send(msg[2])
         elif kind == "session_log":
