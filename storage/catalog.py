@@ -80,6 +80,7 @@ _MIGRATIONS: dict[int, list[str]] = {
 }
 SEARCH_FEW_SESSIONS = 4        # a column whose text can only be in this many sessions is read for them only
 SEARCH_MAX_TERMS = 5000        # a query word matching more index words than this narrows nothing
+SEARCH_RESORT_ROWS = 1_000_000  # unsorted index rows tolerated at the end before a re-sort (and a quarter)
 
 
 
@@ -295,10 +296,15 @@ class Catalog:
         total = con.execute("SELECT count(*) FROM search_terms").fetchone()[0]
         row = con.execute("SELECT max(sorted_rows) FROM search_index").fetchone()
         done = row[0] if row and row[0] is not None else 0
-        if total - done > max(1_000_000, done // 4):
-            con.execute("CREATE OR REPLACE TABLE search_terms AS SELECT * FROM search_terms ORDER BY term, src")
-            con.execute("DELETE FROM search_index")
-            con.execute("INSERT INTO search_index VALUES (?)", [total])
+        if total - done > max(SEARCH_RESORT_ROWS, done // 4):
+            self._resort_search_index()
+
+    def _resort_search_index(self) -> None:
+        """The whole word index sorted again (inside the caller's transaction)."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TABLE search_terms AS SELECT * FROM search_terms ORDER BY term, src")
+        con.execute("DELETE FROM search_index")
+        con.execute("INSERT INTO search_index SELECT count(*) FROM search_terms")
 
     def rebuild_search_index(self) -> None:
         """The search index from the rows as they are (for rows written by other means than

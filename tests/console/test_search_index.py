@@ -113,3 +113,17 @@ def test_the_index_rebuilt_from_the_rows_is_the_index_kept_by_the_writer(catalog
 
 def test_regular_expressions_still_read_every_row(catalog):
     assert catalog.search("fw.pdate", regex=True) == catalog.search("fw.pdate", regex=True, use_index=False)
+
+
+def test_the_index_sorted_again_inside_a_write_keeps_every_row(catalog):
+    rows = "SELECT term, src, session_id FROM search_terms ORDER BY ALL"
+    kept = catalog.con.execute(rows).fetchall()
+    catalog.con.execute("BEGIN")  # as in write_sessions: words added, then the index sorted again
+    catalog.con.execute("INSERT INTO search_terms VALUES ('zzzz-added', 1, 'x')")
+    catalog._resort_search_index()
+    catalog.con.execute("DELETE FROM search_terms WHERE term = 'zzzz-added'")
+    catalog._resort_search_index()
+    catalog.con.execute("COMMIT")
+    assert catalog.con.execute(rows).fetchall() == kept
+    assert catalog.con.execute("SELECT sorted_rows FROM search_index").fetchall() == [(len(kept),)]
+    assert catalog.search("fwupdate") == catalog.search("fwupdate", use_index=False)
