@@ -13,6 +13,11 @@ row gets its final status. A ``kill -9`` therefore loses at most the last few se
 next start every row still ``live`` is closed as ``partial`` and its parts are joined into
 ``terminal.cast`` / ``streams.bin``, so it replays and exports like any other session.
 
+Stopping (SIGTERM/SIGINT): capture stops at once; what was already captured is processed for
+at most ``sessions.stop_seconds``; every session still in progress is then closed and written
+whole as ``partial`` (end reason ``sensor-stopped``), exactly as a finished one; whatever was
+not processed is counted (``stop_drops``) and named in one alert line; exit status 0.
+
 Readers: DuckDB allows one writing process, and a reader cannot open the file while a writer
 holds it. So the sensor opens the catalog only for the few milliseconds of each checkpoint,
 and publishes what is in progress in ``run/status.json`` (counters, alerts, sessions in
@@ -65,9 +70,12 @@ MAX_CHECKPOINT_STRETCH = 5        # ... but never more than 5x checkpoint_second
 FOLLOW_QUEUE = 2000               # chunks waiting for a slow `sessiontap live ID` before it is cut off
 
 
+LOG_NAME = "sessiontap-sensor"     # a worker process says which it is (sessiontap-sensor[1])
+
+
 def log(msg: str) -> None:
     """One line to stderr (the journal under systemd). Never key material, never recording content."""
-    sys.stderr.write(f"sessiontap-sensor: {msg}\n")
+    sys.stderr.write(f"{LOG_NAME}: {msg}\n")
     sys.stderr.flush()
 
 

@@ -313,6 +313,8 @@ class WorkerDaemon(SensorDaemon):
 def worker_main(cfg: Config, home_path: str, index: int, group: int, bpf: bytes | None, control: Any,
                 inbox: Any) -> None:
     """A worker process's body (``multiprocessing`` spawn target)."""
+    import appliance.sensor_daemon as daemon_module
+    daemon_module.LOG_NAME = f"sessiontap-sensor[{index}]"
     try:
         home = Home(Path(home_path), actor=ACTOR)
         rc = WorkerDaemon(cfg, home, index, group, bpf, control, inbox).run()
