@@ -143,6 +143,7 @@ class BatchSource:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._deadline: float | None = None      # monotonic time after which queued batches are abandoned
+        self._left_at_stop = 0                   # captured before the stop, no room in the queue
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self.ended = False
@@ -178,6 +179,9 @@ class BatchSource:
                 with self._lock:
                     self.counters.queue_bytes -= len(b.buf)
         n += self._abandon_kernel()
+        with self._lock:
+            n += self._left_at_stop
+            self._left_at_stop = 0
         self.counters.stop_drops += n
         return n
 
@@ -199,7 +203,10 @@ class BatchSource:
         size = len(batch.buf)
         with self._lock:
             if self.counters.queue_bytes + size > self._queue_limit:
-                self.counters.own_drops += len(batch)
+                if self._stop.is_set():
+                    self._left_at_stop += len(batch)     # reported with the rest the stop left
+                else:
+                    self.counters.own_drops += len(batch)
                 return
             self.counters.queue_bytes += size
         self._q.put(batch)
@@ -461,6 +468,14 @@ class RingSocket(BatchSource):
             if not status & TP_STATUS_USER:
                 poll(int(FLUSH_SECONDS * 1000))
                 continue
+            self._take_block(base)
+            self._next = (self._next + 1) % self.blocks
+        # stopped: the blocks the kernel had already handed over were captured before the stop;
+        # they join the queue (one lap of the ring at most) and are processed up to the deadline
+        for _ in range(self.blocks):
+            base = self._next * BLOCK_SIZE
+            if not unpack_hdr(mm, base)[2] & TP_STATUS_USER:
+                break
             self._take_block(base)
             self._next = (self._next + 1) % self.blocks
         self.refresh_counters()
