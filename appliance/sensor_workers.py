@@ -95,8 +95,11 @@ class Workers:
         for i, p in enumerate(self.procs, 1):
             if p.exitcode is not None and i not in self.done and i not in self._reported_dead:
                 self._reported_dead.add(i)
-                daemon.alerts.raise_(f"capture-worker-{i}", f"sensor process {i} exited ({p.exitcode}): its share "
-                                     f"of the traffic is not recorded; sessions it had open stay live until restart")
+                # the kernel takes its socket out of the fanout group: its flows come to the others
+                # from now on (picked up mid-session); what it had open stays live until a restart
+                daemon.alerts.raise_(f"capture-worker-{i}", f"sensor process {i} exited ({p.exitcode}); its flows "
+                                     f"now go to the other process(es); the sessions it had open are closed as "
+                                     f"partial at the next start")
 
     def _take(self, daemon: SensorDaemon, msg: tuple) -> None:
         kind, i = msg[0], msg[1]
