@@ -400,6 +400,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from appliance.gc_tuning import tune_for_reconstruction
+    tune_for_reconstruction()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

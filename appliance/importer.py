@@ -6,12 +6,15 @@ then the catalog row in one transaction, so a catalog row never points at missin
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from appliance.console import seek
+from appliance.console.replay import index_name as seek_index_name
 from appliance.home import Home
 from reconstruct.asciicast import render
 from reconstruct.decoder import KeyLookup, NoKeys
@@ -169,6 +172,14 @@ class Importer:
                 name = next_version(stored, "terminal.cast")
                 names.append(name)
                 puts.append((rec.id, name, cast, meta))
+                if len(cast) > seek.WHOLE_LIMIT:
+                    # a long recording gets its seek index now, so the console opens it at any
+                    # second from its first replay (built lazily otherwise, on its own retention clock)
+                    iname = seek_index_name(name)
+                    if iname not in stored:
+                        index = seek.build_index(cast, hashlib.sha256(cast).hexdigest())
+                        names.append(iname)
+                        puts.append((rec.id, iname, index.to_bytes(), meta))
         return names, puts
 
     def store_artefacts(self, rec: SessionRecord, log: StreamLog | None, store: RecordingStore,
@@ -308,6 +319,9 @@ def _shardable(path: str) -> bool:
 def _shard_worker(path: str, shard: int, nshards: int, home_path: str, keys: KeyLookup,
                   decoder_options: dict, skip: set[str], limits: Limits | None, actor: str, queue: Any) -> None:
     from pathlib import Path
+
+    from appliance.gc_tuning import tune_for_reconstruction
+    tune_for_reconstruction()      # a spawned worker does not run the CLI's main()
     try:
         home = Home(Path(home_path), actor=actor)
         store = home.vault()

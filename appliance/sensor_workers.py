@@ -317,6 +317,8 @@ def worker_main(cfg: Config, home_path: str, index: int, group: int, bpf: bytes 
                 inbox: Any) -> None:
     """A worker process's body (``multiprocessing`` spawn target)."""
     import appliance.sensor_daemon as daemon_module
+    from appliance.gc_tuning import tune_for_reconstruction
+    tune_for_reconstruction()      # a spawned worker does not run the CLI's main()
     daemon_module.LOG_NAME = f"sessiontap-sensor[{index}]"
     try:
         home = Home(Path(home_path), actor=ACTOR)
