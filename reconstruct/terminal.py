@@ -248,7 +248,7 @@ class Terminal:
     def __init__(self, cols: int = 80, rows: int = 24) -> None:
         cols, rows = _clamp(cols, rows)
         self.screen = _Screen(cols, rows)
-        self._stream = pyte.Stream(self.screen)
+        self._stream = _stream(self.screen)
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         self._guard = _EscapeGuard()
         self._state = _IDLE
@@ -565,7 +565,7 @@ class Terminal:
                 # pyte handlers reject some private/odd sequences by raising, which kills
                 # its parser coroutine: count it and go on with a fresh parser.
                 self.emulation_errors += 1
-                self._stream = pyte.Stream(self.screen)
+                self._stream = _stream(self.screen)
 
 
 # The control characters and complete CSI sequences shells and line editors send most (CR LF,
@@ -610,6 +610,15 @@ def _fast_prefix(screen: _Screen, text: str) -> int:
             return pos
         screen.draw(text[pos:])
     return len(text)
+
+
+def _stream(screen: _Screen) -> pyte.Stream:
+    stream = pyte.Stream(screen)
+    # Honour charset designations (ESC ( 0, SO/SI) as a real terminal and the browser player do:
+    # pyte's default ignores them in UTF-8 mode, so boxes drawn by menus and dialogs (whiptail,
+    # router CLIs) would read "lqqqk" in command output instead of what the user saw.
+    stream.use_utf8 = False
+    return stream
 
 
 def _clamp(cols: int, rows: int) -> tuple[int, int]:

@@ -21,13 +21,14 @@ PIECES = [
     "\x1b[3@", "\x1b[2X", "\x1b[L", "\x1b[M", "\x1b[2;20r", "\x1b[r", "\x1b[?2004h", "\x1b[?2004l",
     "\x1b[?1049h", "\x1b[?1049l", "\x1b[?25l", "\x1b[?25h", "\x1b[4h", "\x1b[4l", "\x1b[20G", "\x1b[3d",
     "\x1b]0;user@host: ~\x07", "\x1b(B", "\x1b7", "\x1b8", "\x1bM", "\x1b[6n", "\x1b[>c", "\x1b[1;2;3",
-    "\x0e", "\x0f", "\x9b1m", "root@plc-gw:~# ", "Password: ", "x" * 90,
+    "\x0e", "\x0f", "\x9b1m", "root@plc-gw:~# ", "Password: ", "x" * 90, "\x1b(0lqqk\x1b(B", "\x1b)0\x0eqqq\x0f",
 ]
 
 
 def reference(cols: int, rows: int):  # type: ignore[no-untyped-def]
     screen = _Screen(cols, rows)
     stream = pyte.Stream(screen)
+    stream.use_utf8 = False            # as the terminal sets it (charset designations honoured)
     guard = _EscapeGuard()
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
 
@@ -39,6 +40,7 @@ def reference(cols: int, rows: int):  # type: ignore[no-untyped-def]
                 stream.feed(guard.filter(text))
             except Exception:
                 stream = pyte.Stream(screen)
+                stream.use_utf8 = False
     return screen, feed
 
 
@@ -66,3 +68,10 @@ def test_fast_paths_leave_the_screen_pyte_leaves(seed: int) -> None:
         term.output(chunk, float(pos))
         ref_feed(chunk)
         assert state(term.screen) == state(ref_screen), f"after byte {pos}: {chunk!r}"
+
+
+def test_line_drawing_reads_as_the_user_saw_it() -> None:
+    # a dialog box as whiptail or a router menu draws it: DEC special graphics between ESC ( 0 / ESC ( B
+    term = Terminal(40, 5)
+    term.output(b"\x1b(0lqqqqk\x1b(B\r\nx Menu x\r\n\x1b(0mqqqqj\x1b(B", 0.0)
+    assert [term.screen.row_text(y) for y in range(3)] == ["┌────┐", "x Menu x", "└────┘"]
