@@ -125,7 +125,9 @@ def test_sigterm_under_a_backlog_counts_what_was_left(span, tmp_path, method, wo
     assert c["stop_drops"] == left
     # every packet read from the capture was either processed, dropped while running, or left at the stop
     assert c["processed_packets"] + c["own_drops"] + c["stop_drops"] >= c["packets"]
-    assert c["processed_packets"] < c["packets"]
+    # never more processed than read; what was left may all have been still in the kernel's
+    # buffer (counted in stop_drops, never in packets), so processed can equal packets
+    assert c["processed_packets"] <= c["packets"]
     rows = json_lines(home, "sessions", "--json")
     assert rows and not [r for r in rows if r["status"] == "live"]
     stopped = [r for r in rows if r["end_reason"] == "sensor-stopped"]
