@@ -13,12 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from appliance.console import seek
-from appliance.console.replay import index_name as seek_index_name
 from appliance.home import Home
 from reconstruct.asciicast import render
 from reconstruct.decoder import KeyLookup, NoKeys
 from reconstruct.events import Event, FileTransfer, Output, Tagged
+from reconstruct import seek
 from reconstruct.rules import RuleSet
 from reconstruct.registry import DecoderUnavailable, make_decoder
 from reconstruct.session import SessionReconstructor, SessionRecord, session_id
@@ -175,7 +174,7 @@ class Importer:
                 if len(cast) > seek.WHOLE_LIMIT:
                     # a long recording gets its seek index now, so the console opens it at any
                     # second from its first replay (built lazily otherwise, on its own retention clock)
-                    iname = seek_index_name(name)
+                    iname = seek.index_name(name)
                     if iname not in stored:
                         index = seek.build_index(cast, hashlib.sha256(cast).hexdigest())
                         names.append(iname)

@@ -34,7 +34,7 @@ from appliance.console.app import build  # noqa: E402
 from appliance.console.totp import totp  # noqa: E402
 from appliance.home import Home  # noqa: E402
 from appliance.console.replay import ensure_index  # noqa: E402
-from appliance.console.seek import Emulator, header_of  # noqa: E402
+from reconstruct.seek import Emulator, header_of  # noqa: E402
 from long_cast import shell_session  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -248,7 +248,7 @@ class Terminal:
     def __init__(self, cols: int = 80, rows: int = 24) -> None:
         cols, rows = _clamp(cols, rows)
         self.screen = _Screen(cols, rows)
-        self._stream = _stream(self.screen)
+        self._stream = new_stream(self.screen)
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         self._guard = _EscapeGuard()
         self._state = _IDLE
@@ -303,19 +303,6 @@ class Terminal:
     def output(self, data: bytes, ts: float) -> list[Event]:
         """Bytes the server sent to the terminal."""
         self._out_ts = ts
-        if (self._line_echo is None and not self._pending and len(data) < BULK_TAIL and data.isascii()
-                and self._guard.state == _EscapeGuard._TEXT and self._stream._taking_plain_text is True
-                and not self._utf8.getstate()[0]):
-            text = data.decode("ascii")
-            if text.isprintable():
-                # printable ASCII at the parser's ground state (most packets: an echoed key):
-                # straight to the screen, as pyte's stream would after its checks
-                self._bulk += len(data)
-                try:
-                    self.screen.draw(text)
-                except Exception:
-                    self.emulation_errors += 1
-                return []
         events: list[Event] = []
         if self._line_echo is not None:
             echo, self._line_echo = self._line_echo, None
@@ -553,19 +540,21 @@ class Terminal:
             self.screen.history.append(f"[... {len(skipped)} bytes not emulated ...]")
             self.screen.scrolled += 1
             data = data[-BULK_TAIL:]
-        text = self._utf8.decode(data)
-        if text:
-            try:
-                text = self._guard.filter(text)
-                if self._stream._taking_plain_text is True:
-                    text = text[_fast_prefix(self.screen, text):]
-                if text:
-                    self._stream.feed(text)
-            except Exception:
-                # pyte handlers reject some private/odd sequences by raising, which kills
-                # its parser coroutine: count it and go on with a fresh parser.
-                self.emulation_errors += 1
-                self._stream = _stream(self.screen)
+        try:
+            if (data.isascii() and self._guard.state == _EscapeGuard._TEXT and self._stream._taking_plain_text is True
+                    and not self._utf8.getstate()[0] and (text := data.decode("ascii")).isprintable()):
+                # printable ASCII at the parser's ground state (most packets: an echoed key):
+                # straight to the screen, as pyte's stream would after its checks
+                self.screen.draw(text)
+                return
+            text = self._utf8.decode(data)
+            if text:
+                emulate(self.screen, self._stream, self._guard.filter(text))
+        except Exception:
+            # pyte handlers reject some private/odd sequences by raising, which kills
+            # its parser coroutine: count it and go on with a fresh parser.
+            self.emulation_errors += 1
+            self._stream = new_stream(self.screen)
 
 
 # The control characters and complete CSI sequences shells and line editors send most (CR LF,
@@ -612,7 +601,18 @@ def _fast_prefix(screen: _Screen, text: str) -> int:
     return len(text)
 
 
-def _stream(screen: _Screen) -> pyte.Stream:
+def emulate(screen: _Screen, stream: pyte.Stream, text: str) -> None:
+    """Text (already through ``_EscapeGuard``) onto ``screen``: the fast path while pyte's
+    parser is at its ground state, pyte's stream for the rest. pyte may raise on odd sequences;
+    the caller then goes on with a ``new_stream``."""
+    if stream._taking_plain_text is True:
+        text = text[_fast_prefix(screen, text):]
+    if text:
+        stream.feed(text)
+
+
+def new_stream(screen: _Screen) -> pyte.Stream:
+    """pyte's parser on ``screen``, set up as the project emulates terminals."""
     stream = pyte.Stream(screen)
     # Honour charset designations (ESC ( 0, SO/SI) as a real terminal and the browser player do:
     # pyte's default ignores them in UTF-8 mode, so boxes drawn by menus and dialogs (whiptail,

@@ -25,7 +25,7 @@ import duckdb
 from appliance.console.access import ALL_ZONES, ROLES, Forbidden, Principal, check_cidrs
 from appliance.console.auth import Accounts, AuthError, check_name
 from appliance.console.replay import Replays
-from appliance.console.seek import CastError, whole
+from reconstruct.seek import CastError, whole
 from appliance.console.store import ConsoleStore
 from appliance.home import Home
 from storage.catalog import Catalog, SessionFilter, parse_time

@@ -28,7 +28,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.console import seek
+from reconstruct import seek
+from reconstruct.seek import index_name
 from storage.recordings import latest_version, next_version
 
 VIEW_IDLE = 15 * 60
@@ -36,11 +37,6 @@ MAX_VIEWS = 64
 MAX_VIEW_BYTES = 512 << 20
 MAX_INDEXES = 32
 PURPOSE = "replay in the console"
-
-
-def index_name(cast_name: str) -> str:
-    """The artefact name of the seek index of ``cast_name`` (its first version)."""
-    return cast_name + ".seek"
 
 
 def stored_index(names: list[str], cast_name: str) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from appliance.console.replay import ensure_index, index_name
-from appliance.console.seek import Emulator, header_of
+from reconstruct.seek import Emulator, header_of
 from console_harness import Running
 from long_cast import shell_session
 from test_browser import browser, sign_in  # noqa: F401 - the Chromium fixture

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from appliance.console.seek import CastError, Emulator, SeekIndex, build_index, header_of, whole, window
+from reconstruct.seek import CastError, Emulator, SeekIndex, build_index, header_of, whole, window
 from long_cast import shell_session
 
 

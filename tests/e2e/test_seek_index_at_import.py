@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from appliance.console import seek
+from reconstruct import seek
 from appliance.home import Home
 from appliance.importer import Importer
 from corpus import PCAPS

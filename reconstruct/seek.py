@@ -19,7 +19,8 @@ and so does this module:
 Replaying a window through the emulator gives the same screen as replaying the whole
 recording up to the same second (``tests/console/test_seek.py`` checks exactly that).
 Keyframes are cut only where pyte's parser is between escape sequences, so no sequence is
-split by a cut. Pure functions over bytes: no vault, no I/O (``replay.py`` does that).
+split by a cut. Pure functions over bytes: no vault, no I/O (the importer seals an index beside
+each long recording; the console's ``appliance/console/replay.py`` reads them).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import pyte
 from pyte import modes as mo
 
-from reconstruct.terminal import _EscapeGuard, _Screen
+from reconstruct.terminal import _EscapeGuard, _Screen, emulate, new_stream
 
 FORMAT = 1
 KEYFRAME_SECONDS = 60.0          # recording time between keyframes
@@ -38,6 +39,11 @@ KEYFRAME_BYTES = 128 * 1024      # cast bytes between keyframes (bursts of outpu
 WINDOW_BYTES = 512 * 1024        # cast bytes a window carries after its keyframe
 WHOLE_LIMIT = 1 << 20            # a recording this small is served whole: no index needed
 MAX_EVENT_BYTES = 4 << 20        # a longer line is not a recording event (bounded parsing)
+
+
+def index_name(cast_name: str) -> str:
+    """The artefact name of the seek index of ``cast_name`` (its first version)."""
+    return cast_name + ".seek"
 
 
 class CastError(ValueError):
@@ -260,26 +266,18 @@ class Emulator:
 
     def __init__(self, cols: int, rows: int) -> None:
         self.screen = _Screen(cols, rows)
-        self.stream = self._stream()
+        self.stream = new_stream(self.screen)
         self.guard = _EscapeGuard()
         self.errors = 0
-
-    def _stream(self) -> pyte.Stream:
-        stream = pyte.Stream(self.screen)
-        # pyte in its default UTF-8 mode ignores character-set designation (ESC ( 0) and
-        # shift-out, and would show the "lqqk" of a line-drawing box; the browser's player
-        # and real terminals draw the box, so the emulator must too
-        stream.use_utf8 = False
-        return stream
 
     def event(self, code: str, data: str) -> None:
         if code == "o":
             try:
-                self.stream.feed(self.guard.filter(data))
+                emulate(self.screen, self.stream, self.guard.filter(data))
             except Exception:
                 # pyte rejects a few odd private sequences by raising; a fresh parser goes on
                 self.errors += 1
-                self.stream = self._stream()
+                self.stream = new_stream(self.screen)
         elif code == "r":
             size = _size(data)
             if size is not None and size != (self.screen.columns, self.screen.lines):
@@ -365,4 +363,4 @@ def whole(cast: bytes) -> Window:
 
 
 __all__ = ["Keyframe", "SeekIndex", "Window", "CastError", "build_index", "window", "whole", "repaint",
-           "Emulator", "header_of", "WHOLE_LIMIT"]
+           "Emulator", "header_of", "index_name", "WHOLE_LIMIT"]
