@@ -107,11 +107,7 @@ class SessionReconstructor:
             self.record.s2c_bytes += len(data)
         if self.failed:
             return
-        try:
-            events = self.decoder.feed(direction, data, ts)  # type: ignore[union-attr, arg-type]
-        except Exception as e:  # one error per flow: the decoder is done, the session is kept
-            self.failed = True
-            events = [DecodeError(ts, f"decoder failed: {type(e).__name__}: {e}")]
+        events = self._events(self.decoder.feed, ts, direction, data, ts)  # type: ignore[union-attr]
         # most events of a shell session are terminal bytes, one pair per keystroke: kept
         # here without the rule and timeline dispatch of ``_take``
         terminal = self.record.terminal
@@ -124,7 +120,7 @@ class SessionReconstructor:
     def gap(self, direction: str, nbytes: int, ts: float) -> None:
         self._take([Gap(ts, direction, nbytes)])  # type: ignore[arg-type]
         if not self.failed:
-            self._call(lambda: self.decoder.gap(direction, nbytes, ts), ts)  # type: ignore[union-attr, arg-type]
+            self._take(self._events(self.decoder.gap, ts, direction, nbytes, ts))  # type: ignore[union-attr]
 
     def conflict(self, direction: str, offset: int, nbytes: int, ts: float) -> None:
         self._take([Notice(ts, "retransmission-conflict",
@@ -134,7 +130,7 @@ class SessionReconstructor:
 
     def close(self, ts: float, reason: str) -> SessionRecord:
         if not self.failed:
-            self._call(lambda: self.decoder.close(ts, reason), ts)  # type: ignore[union-attr]
+            self._take(self._events(self.decoder.close, ts, ts, reason))  # type: ignore[union-attr]
         replay = getattr(self.decoder, "replay", None)
         if replay is not None:
             # a decoder that rebuilds a native recording (RDP: a PyRDP replay) hands it over here
@@ -159,13 +155,13 @@ class SessionReconstructor:
                 "evicted": "flow table full; the oldest flows were closed"}[reason]
         return self.record
 
-    def _call(self, fn: Callable[[], Iterable[Event]], ts: float) -> None:
+    def _events(self, fn: Callable[..., Iterable[Event]], ts: float, *args: object) -> Iterable[Event]:
+        """``fn(*args)``'s events, or the one error that ends this decoder (the session is kept)."""
         try:
-            events = fn()
+            return fn(*args)
         except Exception as e:  # one error per flow: the decoder is done, the session is kept
             self.failed = True
-            events = [DecodeError(ts, f"decoder failed: {type(e).__name__}: {e}")]
-        self._take(events)
+            return [DecodeError(ts, f"decoder failed: {type(e).__name__}: {e}")]
 
     # -- what events add up to --------------------------------------------------------------
     def _take(self, events: Iterable[Event]) -> None:
