@@ -601,13 +601,11 @@ class Vault:
             elif rid not in recs:
                 out.append(Problem(f"recording id {rid}", f"sealed data {path.relative_to(self.home)} has no manifest in the ledger (its manifest was removed)"))
         packs_dir = self._packs_dir()
-        live = {m.get("pack") for m in recs.values()}
-        gone = {m.get("pack") for m in recs.values() if m["rid"] in deleted}
+        alive = {m.get("pack") for rid, m in recs.items() if rid not in deleted}
+        gone = {m.get("pack") for rid, m in recs.items() if rid in deleted}
         for name in sorted(os.listdir(packs_dir)) if packs_dir.is_dir() else []:
             gid = name[:-5]
-            if not name.endswith(".pack") or gid in pending or gid in live - gone:
-                continue
-            if any(m.get("pack") == gid and m["rid"] not in deleted for m in recs.values()):
+            if not name.endswith(".pack") or gid in pending or gid in alive:
                 continue
             if gid in gone:
                 out.append(Problem(f"pack {gid}", "every recording in it was deleted by retention but the pack is still there (interrupted deletion; reopening the vault finishes it)"))
