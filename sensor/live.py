@@ -282,10 +282,13 @@ class PacketSocket(BatchSource):
         except (OSError, ValueError):
             return 0
 
+    # struct tpacket_stats (TPACKET_V3: tpacket_stats_v3, one more field); tp_drops is second
+    _STATS = struct.Struct("II")
+
     def refresh_counters(self) -> CaptureCounters:
         # tp_packets/tp_drops are reset by each read: accumulate
         try:
-            _pk, drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+            drops = self._STATS.unpack(self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, self._STATS.size))[1]
         except OSError:
             drops = 0
         with self._lock:
@@ -445,16 +448,8 @@ class RingSocket(BatchSource):
     set_filter = PacketSocket.set_filter
     _interface_drops = PacketSocket._interface_drops
 
-    def refresh_counters(self) -> CaptureCounters:
-        # struct tpacket_stats_v3; reset by each read: accumulate
-        try:
-            _pk, drops, _freeze = struct.unpack("III", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12))
-        except OSError:
-            drops = 0
-        with self._lock:
-            self.counters.kernel_drops += drops
-        self.counters.interface_drops = max(0, self._interface_drops() - self._if_drops0)
-        return self.counters
+    _STATS = struct.Struct("III")
+    refresh_counters = PacketSocket.refresh_counters
 
     def read_loop(self) -> None:
         mm = self.mm
