@@ -50,8 +50,9 @@ PASSWORD_PROMPT_RE = re.compile(r"(?i)(?:pass(?:word|phrase|code)|\bpin\b)[^:\n]
 LOGIN_FAILED_RE = re.compile(
     r"(?i)login incorrect|login failed|authentication fail|incorrect password|access denied"
     r"|bad password|invalid (?:login|password|user)|% ?login invalid")
-_PLAIN_NO_COLON = re.compile(rb"[\x20-\x39\x3b-\x7e]+").fullmatch
 LOGIN_OK_RE = re.compile(r"(?i)last login")
+# printable ASCII except ':' -- output that cannot complete a password prompt
+_PLAIN_NO_COLON = re.compile(rb"[\x20-\x39\x3b-\x7e]+").fullmatch
 
 
 class IacParser:
