@@ -35,13 +35,20 @@ def frames_until(text: str, tmp) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def flood_pcap(tmp, copies: int = 30):  # type: ignore[no-untyped-def]
-    """The Telnet captures many times over, each copy on addresses of its own (tcprewrite), back
-    to back: many concurrent-looking sessions, more packets than the sensor can process at once."""
+    """The Telnet captures many times over, each copy on addresses of its own (tcprewrite) and
+    starting one second after the one before (editcap), merged in time order: sessions overlap
+    all the way through, so wherever the stop lands some are in progress; more packets than the
+    sensor can process at once."""
     parts = []
-    for k in range(copies):
-        for p in FLOOD:
+    for j, p in enumerate(FLOOD):
+        first = float(subprocess.run(["capinfos", "-S", "-a", "-T", "-r", str(p)], capture_output=True,
+                                     text=True, check=True).stdout.split()[-1])
+        for k in range(copies):
+            moved = tmp / f"moved-{k}-{p.name}"
+            subprocess.run(["editcap", "-F", "pcap", "-t", f"{1_700_000_000 + k - first:.6f}", str(p), str(moved)],
+                           check=True, capture_output=True)
             out = tmp / f"flood-{k}-{p.name}"
-            subprocess.run(["tcprewrite", f"--pnat=127.0.0.1/32:10.9.{k}.1/32", "--fixcsum", "-i", str(p),
+            subprocess.run(["tcprewrite", f"--pnat=127.0.0.1/32:10.{9 + j}.{k}.1/32", "--fixcsum", "-i", str(moved),
                             "-o", str(out)], check=True, capture_output=True)
             parts.append(str(out))
     flood = tmp / "flood.pcap"
@@ -131,7 +138,8 @@ def test_sigterm_under_a_backlog_counts_what_was_left(span, tmp_path, method, wo
     rows = json_lines(home, "sessions", "--json")
     assert rows and not [r for r in rows if r["status"] == "live"]
     stopped = [r for r in rows if r["end_reason"] == "sensor-stopped"]
-    assert stopped and all(r["status"] == "partial" for r in stopped), (c, behind["counters"], log)
+    reasons = sorted({(r["end_reason"], r["status"]) for r in rows})
+    assert stopped and all(r["status"] == "partial" for r in stopped), (reasons, c, behind["counters"], log)
     with_screen = [r for r in stopped if "terminal.cast" in r["recordings"]]
     assert with_screen
     for r in with_screen[:3]:                       # written whole: each replays
