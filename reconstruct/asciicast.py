@@ -53,24 +53,36 @@ def to_asciicast(events: Iterable[Event], *, start: float | None = None, title: 
     if title:
         header["title"] = title
     lines = [json.dumps(header, ensure_ascii=False)]
-    decoders = {"o": codecs.getincrementaldecoder("utf-8")("replace"),
-                "i": codecs.getincrementaldecoder("utf-8")("replace")}
+    decoders = {Output: codecs.getincrementaldecoder("utf-8")("replace"),
+                Input: codecs.getincrementaldecoder("utf-8")("replace")}
+    codes = {Output: "o", Input: "i"}
+    append = lines.append
     last = 0.0
     for e in events:
-        t = max(last, round(e.ts - start, 6))
-        last = t
-        if isinstance(e, Output):
-            code, data = "o", decoders["o"].decode(e.data)
-        elif isinstance(e, Input):
-            code, data = "i", decoders["i"].decode(e.data)
+        t = round(e.ts - start, 6)
+        if t > last:
+            last = t
+        else:
+            t = last
+        kind = type(e)
+        dec = decoders.get(kind)
+        if dec is not None:
+            raw = e.data  # type: ignore[attr-defined]
+            # nothing held back from the last event and all ASCII (nearly every keystroke and
+            # echo): what the decoder would give, without its Python-level buffering
+            data = raw.decode("ascii") if not dec.buffer and raw.isascii() else dec.decode(raw)
+            code = codes[kind]
+        elif isinstance(e, (Output, Input)):
+            code, data = ("o", decoders[Output].decode(e.data)) if isinstance(e, Output) \
+                else ("i", decoders[Input].decode(e.data))
         elif isinstance(e, Resize):
             code, data = "r", f"{e.cols}x{e.rows}"
         else:
-            code, data = "m", f"{e.tag}: {e.text}"[:200]
+            code, data = "m", f"{e.tag}: {e.text}"[:200]  # type: ignore[attr-defined]
         if data:
             # what json.dumps([t, code, data], ensure_ascii=False) writes, without its per-call
             # encoder set-up (a recording has one line per keystroke and echo)
-            lines.append(f'[{t!r}, "{code}", {encode_basestring(data)}]')
+            append(f'[{t!r}, "{code}", {encode_basestring(data)}]')
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

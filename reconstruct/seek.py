@@ -266,18 +266,18 @@ class Emulator:
 
     def __init__(self, cols: int, rows: int) -> None:
         self.screen = _Screen(cols, rows)
-        self.stream = new_stream(self.screen)
+        self.stream: pyte.Stream | None = None
         self.guard = _EscapeGuard()
         self.errors = 0
 
     def event(self, code: str, data: str) -> None:
         if code == "o":
             try:
-                emulate(self.screen, self.stream, self.guard.filter(data))
+                self.stream = emulate(self.screen, self.stream, self.guard.filter(data))
             except Exception:
                 # pyte rejects a few odd private sequences by raising; a fresh parser goes on
                 self.errors += 1
-                self.stream = new_stream(self.screen)
+                self.stream = None
         elif code == "r":
             size = _size(data)
             if size is not None and size != (self.screen.columns, self.screen.lines):

@@ -76,14 +76,18 @@ class IacParser:
         self.sb = bytearray()
         self.cr = False
 
-    def parse(self, data: bytes) -> list[tuple]:
+    def plain(self, data: bytes) -> bool:
+        """True when ``data`` is all data with nothing to undo (the common case: one keystroke
+        or one screenful); it is then taken as parsed, and ``parse`` must not be called."""
         if (self.state == self._DATA and b"\xff" not in data and b"\r\x00" not in data
                 and not (self.cr and data[:1] == b"\x00")):
-            # the common case, one keystroke or one screenful: nothing to undo
-            if not data:
-                return []
             self.cr = data[-1:] == b"\r"
-            return [("data", data)]
+            return True
+        return False
+
+    def parse(self, data: bytes) -> list[tuple]:
+        if self.plain(data):
+            return [("data", data)] if data else []
         items: list[tuple] = []
         out = bytearray()
 
@@ -221,6 +225,14 @@ class TelnetDecoder:
             return events
         if self._phase == "start":
             self._decide_start(direction, data, ts, events)
+        if self._parsers[direction].plain(data):
+            # no Telnet command in it (nearly every packet): straight to the side's handler
+            if direction == "s2c":
+                events.append(Output(ts=ts, data=data))
+                self._server_data(data, ts, events)
+            else:
+                self._client_data(data, ts, events)
+            return events
         s2c = bytearray()
         for item in self._parsers[direction].parse(data):
             kind = item[0]
@@ -373,6 +385,14 @@ class TelnetDecoder:
 
     # ----------------------------------------------------------------- client side
     def _client_data(self, data: bytes, ts: float, out: list[Event]) -> None:
+        if (len(data) == 1 and 0x20 <= data[0] < 0x7F and self._phase == "shell" and not self._secret
+                and not self._line_mode()):
+            # one printable key at a shell in character mode (half of all packets): what the
+            # loop below does for it, without the loop
+            self._last_cr["c2s"] = False
+            out.append(Input(ts=ts, data=data, redacted=False))
+            out += self.term.keys(data, ts)
+            return
         events: list[Event] = []            # what these keys caused, after the Input itself
         shown = bytearray()
         redacted = False

@@ -54,6 +54,8 @@ _ALT_MODES = {47, 1047, 1049}
 _ALT_TOGGLE_RE = re.compile(rb"\x1b\[\?(?:1049|1047|47)([hl])")
 
 _IDLE, _TYPING = 0, 1
+_LAT1 = pyte.charsets.LAT1_MAP
+_IRM = pyte.modes.IRM
 
 # attrs -> {character: Char} for _Screen.draw. Chars are immutable namedtuples, so one table
 # serves every screen of the process: a bulk import runs thousands of short sessions and a
@@ -90,11 +92,15 @@ class _Screen(pyte.Screen):
         # Fast path for the common case (plain ASCII text that fits on the current line, no
         # insert mode): pyte's draw makes a new Char per character, which dominated imports.
         # Chars are immutable, so one per (attributes, character) is shared.
-        text = data.translate(self.g1_charset if self.charset else self.g0_charset)
+        if self.charset:
+            text = data.translate(self.g1_charset)
+        elif self.g0_charset is _LAT1 and data.isascii():
+            text = data                  # Latin-1 leaves ASCII as it is: no table to run through
+        else:
+            text = data.translate(self.g0_charset)
         cursor = self.cursor
         x = cursor.x
-        if (x + len(text) > self.columns or not text.isascii() or not text.isprintable()
-                or pyte.modes.IRM in self.mode):
+        if x + len(text) > self.columns or not text.isascii() or not text.isprintable() or _IRM in self.mode:
             super().draw(data)
             return
         attrs = cursor.attrs
@@ -248,7 +254,7 @@ class Terminal:
     def __init__(self, cols: int = 80, rows: int = 24) -> None:
         cols, rows = _clamp(cols, rows)
         self.screen = _Screen(cols, rows)
-        self._stream = new_stream(self.screen)
+        self._stream: pyte.Stream | None = None     # pyte's parser, made when first needed
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         self._guard = _EscapeGuard()
         self._state = _IDLE
@@ -332,7 +338,7 @@ class Terminal:
                 self._last_key_cr = False      # CR LF is one Enter
                 continue
             self._last_key_cr = b == 0x0D
-            if self.full_screen:
+            if self.screen.alt_saved is not None:     # full screen
                 self._state = _IDLE            # keys go to vi/top, not to a command line
                 continue
             if b in (0x0D, 0x0A):
@@ -536,25 +542,26 @@ class Terminal:
             # Keep full-screen state right even for the part we do not emulate.
             toggles = _ALT_TOGGLE_RE.findall(skipped)
             if toggles:
-                self._stream.feed("\x1b[?1049" + toggles[-1].decode())
+                self._stream = emulate(self.screen, self._stream, "\x1b[?1049" + toggles[-1].decode())
             self.screen.history.append(f"[... {len(skipped)} bytes not emulated ...]")
             self.screen.scrolled += 1
             data = data[-BULK_TAIL:]
         try:
-            if (data.isascii() and self._guard.state == _EscapeGuard._TEXT and self._stream._taking_plain_text is True
-                    and not self._utf8.getstate()[0] and (text := data.decode("ascii")).isprintable()):
+            if (data.isascii() and self._guard.state == _EscapeGuard._TEXT
+                    and (self._stream is None or self._stream._taking_plain_text is True)
+                    and not self._utf8.buffer and (text := data.decode("ascii")).isprintable()):
                 # printable ASCII at the parser's ground state (most packets: an echoed key):
                 # straight to the screen, as pyte's stream would after its checks
                 self.screen.draw(text)
                 return
             text = self._utf8.decode(data)
             if text:
-                emulate(self.screen, self._stream, self._guard.filter(text))
+                self._stream = emulate(self.screen, self._stream, self._guard.filter(text))
         except Exception:
             # pyte handlers reject some private/odd sequences by raising, which kills
             # its parser coroutine: count it and go on with a fresh parser.
             self.emulation_errors += 1
-            self._stream = new_stream(self.screen)
+            self._stream = None
 
 
 # The control characters and complete CSI sequences shells and line editors send most (CR LF,
@@ -566,7 +573,9 @@ class Terminal:
 _CSI_NAMES = dict(pyte.Stream.csi)
 _BASIC_NAMES = {"\x07": "bell", "\x08": "backspace", "\x09": "tab", "\x0a": "linefeed", "\x0b": "linefeed",
                 "\x0c": "linefeed", "\x0d": "carriage_return", "\x00": "", "\x7f": ""}
+# The third alternative is the window title a shell prompt sets (OSC 0/1/2), on every prompt.
 _FAST_TOKEN = re.compile("\x1b\\[(\\?)?([0-9;]{0,%d})([%s])|([\x00\x07-\x0d\x7f])"
+                         "|\x1b\\]([012]);([^\x07\x1b\x9c]*)(?:\x07|\x1b\\\\)"
                          % (MAX_CSI_PARAMS, re.escape("".join(_CSI_NAMES))))
 _PLAIN_TEXT = pyte.Stream._text_pattern.fullmatch
 
@@ -588,8 +597,16 @@ def _fast_prefix(screen: _Screen, text: str) -> int:
             if name:
                 getattr(screen, name)()
             continue
+        final = m.group(3)
+        if final is None:            # OSC: what pyte does with it, to the same screen methods
+            code = m.group(5)
+            if code != "2":
+                screen.set_icon_name(m.group(6))
+            if code != "1":
+                screen.set_title(m.group(6))
+            continue
         params = [min(int(p or 0), 9999) for p in m.group(2).split(";")]
-        handler = getattr(screen, _CSI_NAMES[m.group(3)])
+        handler = getattr(screen, _CSI_NAMES[final])
         if m.group(1):
             handler(*params, private=True)
         else:
@@ -601,14 +618,19 @@ def _fast_prefix(screen: _Screen, text: str) -> int:
     return len(text)
 
 
-def emulate(screen: _Screen, stream: pyte.Stream, text: str) -> None:
+def emulate(screen: _Screen, stream: pyte.Stream | None, text: str) -> pyte.Stream | None:
     """Text (already through ``_EscapeGuard``) onto ``screen``: the fast path while pyte's
-    parser is at its ground state, pyte's stream for the rest. pyte may raise on odd sequences;
-    the caller then goes on with a ``new_stream``."""
-    if stream._taking_plain_text is True:
+    parser is at its ground state (``None``: not made yet), pyte's stream for the rest.
+    Returns the parser to go on with: made here only when the fast path could not take all
+    of it, since making one costs more than a whole short session's typing. pyte may raise
+    on odd sequences; the caller then goes on with ``None``."""
+    if stream is None or stream._taking_plain_text is True:
         text = text[_fast_prefix(screen, text):]
     if text:
+        if stream is None:
+            stream = new_stream(screen)
         stream.feed(text)
+    return stream
 
 
 def new_stream(screen: _Screen) -> pyte.Stream:

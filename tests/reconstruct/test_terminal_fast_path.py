@@ -20,7 +20,8 @@ PIECES = [
     "\x1b[2J", "\x1b[H", "\x1b[5;10H", "\x1b[;7H", "\x1b[3A", "\x1b[2B", "\x1b[4C", "\x1b[D", "\x1b[P",
     "\x1b[3@", "\x1b[2X", "\x1b[L", "\x1b[M", "\x1b[2;20r", "\x1b[r", "\x1b[?2004h", "\x1b[?2004l",
     "\x1b[?1049h", "\x1b[?1049l", "\x1b[?25l", "\x1b[?25h", "\x1b[4h", "\x1b[4l", "\x1b[20G", "\x1b[3d",
-    "\x1b]0;user@host: ~\x07", "\x1b(B", "\x1b7", "\x1b8", "\x1bM", "\x1b[6n", "\x1b[>c", "\x1b[1;2;3",
+    "\x1b]0;user@host: ~\x07", "\x1b]2;only the title\x1b\\", "\x1b]1;icon\x07", "\x1b]0;\x07",
+    "\x1b]10;?\x07", "\x1b]0;half", "\x1b(B", "\x1b7", "\x1b8", "\x1bM", "\x1b[6n", "\x1b[>c", "\x1b[1;2;3",
     "\x0e", "\x0f", "\x9b1m", "root@plc-gw:~# ", "Password: ", "x" * 90, "\x1b(0lqqk\x1b(B", "\x1b)0\x0eqqq\x0f",
 ]
 
@@ -48,7 +49,7 @@ def state(screen: _Screen) -> tuple:
     cells = tuple(tuple(sorted(screen.buffer[y].items())) for y in range(screen.lines))
     c = screen.cursor
     return (cells, (c.x, c.y, c.attrs, c.hidden), tuple(sorted(screen.mode)), screen.margins,
-            tuple(screen.history), screen.scrolled, screen.alt_saved is None, screen.title)
+            tuple(screen.history), screen.scrolled, screen.alt_saved is None, screen.title, screen.icon_name)
 
 
 @pytest.mark.parametrize("seed", range(40))
