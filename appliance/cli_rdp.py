@@ -2,23 +2,20 @@
 
 The PyRDP replay comes from the session's stored artefact ``rdp.pyrdp`` when the importer kept
 one, else it is rebuilt by decoding the stored raw streams (``streams.bin``) again with the
-secrets given on this command line (``--keys``, ``--rdp-server-key``). MP4 rendering runs PyRDP's
-player code (Qt + PyAV) in a child process (``python -m reconstruct.rdp.video``): a crash or a
-leak there costs the export, never this process.
+secrets given on this command line (``--keys``, ``--rdp-server-key``). An MP4 export is the
+video sealed in the vault when the console or an earlier export made one, else it is rendered
+(appliance/rdp_video.py, in a child process) and sealed for the next viewer.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 from typing import Any
 
 from appliance.home import Home
+from appliance.rdp_video import REPLAY as REPLAY_ARTEFACT
+from appliance.rdp_video import RenderError, render, seal, video_names, why_no_video
 from storage.recordings import latest_version
-
-REPLAY_ARTEFACT = "rdp.pyrdp"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +60,17 @@ def export(args: argparse.Namespace, home: Home, s: dict[str, Any], actor: str) 
 
     if s.get("protocol") != "rdp":
         return fail(f"--format {args.format} is for RDP sessions; session {s['id'][:12]} is {s.get('protocol')}")
+    names = None
+    if args.format == "mp4":
+        why = why_no_video(s)
+        if why:
+            return fail(f"no video for session {s['id'][:12]}: {why}")
+        if args.output == "-":
+            return fail("mp4 export needs a file name (-o out.mp4)")
+        store = home.store()
+        names = video_names(store.names(s["id"]))
+        if names is not None and store.exists(s["id"], names.video):
+            return _write(args.output, store.get(s["id"], names.video, actor=actor, purpose="export rdp video"))
     try:
         data = replay_bytes(home, s["id"], actor, getattr(args, "keys", None) or [],
                             getattr(args, "rdp_server_key", None) or [])
@@ -74,24 +82,32 @@ def export(args: argparse.Namespace, home: Home, s: dict[str, Any], actor: str) 
     if args.format == "pyrdp":
         if args.output == "-":
             sys.stdout.buffer.write(data)
-        else:
-            with open(args.output, "wb") as f:
-                f.write(data)
-            err.print(f"wrote {args.output} ({len(data)} bytes, opens with pyrdp-player)", markup=False)
-        return 0
-    verdict = (s.get("metadata") or {}).get("video", "")
-    if verdict.startswith("not reconstructed"):
-        return fail(f"no video for session {s['id'][:12]}: {verdict[len('not reconstructed: '):]}")
-    if args.output == "-":
-        return fail("mp4 export needs a file name (-o out.mp4)")
-    with tempfile.TemporaryDirectory(prefix="sessiontap-rdp-") as tmp:
-        src = os.path.join(tmp, "session.pyrdp")
-        with open(src, "wb") as f:
-            f.write(data)
-        p = subprocess.run([sys.executable, "-m", "reconstruct.rdp.video", src, args.output],
-                           capture_output=True, text=True, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
-    if p.returncode != 0 or not os.path.exists(args.output) or os.path.getsize(args.output) == 0:
-        last = (p.stderr.strip().splitlines() or ["no output"])[-1]
-        return fail(f"mp4 export failed: {last}")
-    err.print(f"wrote {args.output} ({os.path.getsize(args.output)} bytes)", markup=False)
+            return 0
+        return _write(args.output, data, ", opens with pyrdp-player")
+    try:
+        video, thumbnails = render(data)
+    except RenderError as e:
+        return fail(f"mp4 export failed: {e}")
+    # sealed only when made from the stored replay (names is None without one): a replay
+    # rebuilt with keys given on this command line is not what the vault holds
+    if names is not None:
+        seal(home.store(), s["id"], names, video, thumbnails, actor, _time_range(s))
+    return _write(args.output, video)
+
+
+def _write(path: str, data: bytes, note: str = "") -> int:
+    from appliance.cli import err
+
+    with open(path, "wb") as f:
+        f.write(data)
+    err.print(f"wrote {path} ({len(data)} bytes{note})", markup=False)
     return 0
+
+
+def _time_range(s: dict[str, Any]) -> tuple[float, float] | None:
+    from storage.catalog import parse_time
+
+    try:
+        return parse_time(s["start"]), parse_time(s["end"])
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -46,6 +46,12 @@ def test_export_replay_and_video(cli, tmp_path):
     mp4 = tmp_path / "s.mp4"
     cli("export", sid, "--format", "mp4", "-o", str(mp4), *args)
     assert mp4.read_bytes()[4:8] == b"ftyp"
+    # the render was sealed: the next export (and the console) reads it instead of rendering again
+    again = tmp_path / "again.mp4"
+    cli("export", sid, "--format", "mp4", "-o", str(again))
+    assert again.read_bytes() == mp4.read_bytes()
+    trail = cli("audit-log", "--json").stdout.decode()
+    assert f"{sid}/rdp.mp4" in trail and "export rdp video" in trail
 
 
 def test_bulk_compressed_session_exports_and_keyless_export_says_why(cli, tmp_path):
