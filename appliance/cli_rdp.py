@@ -14,7 +14,7 @@ from typing import Any
 
 from appliance.home import Home
 from appliance.rdp_video import REPLAY as REPLAY_ARTEFACT
-from appliance.rdp_video import RenderError, render, seal, video_names, why_no_video
+from appliance.rdp_video import RenderError, render, seal, session_time_range, video_names, why_no_video
 from storage.recordings import latest_version
 
 
@@ -91,7 +91,7 @@ def export(args: argparse.Namespace, home: Home, s: dict[str, Any], actor: str) 
     # sealed only when made from the stored replay (names is None without one): a replay
     # rebuilt with keys given on this command line is not what the vault holds
     if names is not None:
-        seal(home.store(), s["id"], names, video, thumbnails, actor, _time_range(s))
+        seal(home.store(), s["id"], names, video, thumbnails, actor, session_time_range(s))
     return _write(args.output, video)
 
 
@@ -102,12 +102,3 @@ def _write(path: str, data: bytes, note: str = "") -> int:
         f.write(data)
     err.print(f"wrote {path} ({len(data)} bytes{note})", markup=False)
     return 0
-
-
-def _time_range(s: dict[str, Any]) -> tuple[float, float] | None:
-    from storage.catalog import parse_time
-
-    try:
-        return parse_time(s["start"]), parse_time(s["end"])
-    except (KeyError, TypeError, ValueError):
-        return None

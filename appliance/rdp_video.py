@@ -52,6 +52,16 @@ def why_no_video(session: dict[str, Any]) -> str | None:
     return None
 
 
+def session_time_range(session: dict[str, Any]) -> tuple[float, float] | None:
+    """The session's start and end (epoch s) for the sealed artefacts' manifests."""
+    from storage.catalog import parse_time
+
+    try:
+        return parse_time(session["start"]), parse_time(session["end"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def render(replay: bytes, timeout: float = RENDER_TIMEOUT,
            started: Callable[[subprocess.Popen], None] | None = None) -> tuple[bytes, bytes]:
     """MP4 and thumbnail strip (JSON, see reconstruct/rdp/thumbnails.py) of a PyRDP replay.

@@ -25,6 +25,8 @@ import duckdb
 from appliance.console.access import ALL_ZONES, ROLES, Forbidden, Principal, check_cidrs
 from appliance.console.auth import Accounts, AuthError, check_name
 from appliance.console.replay import Replays
+from appliance.console.videos import Busy, Renders
+from appliance.rdp_video import VideoNames, session_time_range, video_names, why_no_video
 from reconstruct.seek import CastError, whole
 from appliance.console.store import ConsoleStore
 from appliance.home import Home
@@ -49,6 +51,13 @@ class Raw:
     data: bytes
     content_type: str
     filename: str | None = None
+
+
+@dataclass
+class Accepted:
+    """202: the answer is being made (an RDP video rendering); ask again after ``retry_after`` s."""
+    doc: dict[str, Any]
+    retry_after: int = 2
 
 
 @dataclass
@@ -87,6 +96,7 @@ class Route:
     auth: bool = True
     produces: str = "application/json"
     tag: str = "sessions"
+    accepted: bool = False  # may answer 202 (Accepted) while the content is being made
 
     def __post_init__(self) -> None:
         self.regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
@@ -245,6 +255,7 @@ class Api:
         self._snaps: dict[tuple[str, ...] | None, tuple[float, dict[str, Any]]] = {}
         self._snap_lock = threading.Lock()
         self.replays = Replays(self.vault, accounts.vault_lock)
+        self.renders = Renders(self.vault, accounts.vault_lock)
         self.routes = self._routes()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -340,8 +351,13 @@ class Api:
               params=[sid, Param("t", {"type": "number", "minimum": 0, "maximum": 1e9}, "recording second"),
                       Param("view", {"type": "string", "pattern": r"^[A-Za-z0-9_-]{16,64}$"},
                             "the view id a previous window of this session returned")]),
-            R("GET", "/api/sessions/{id}/video", self.video, "The RDP video export (MP4), if one is stored; audited",
-              params=[sid], produces="video/mp4"),
+            R("GET", "/api/sessions/{id}/video", self.video,
+              "The RDP session's video (MP4), audited. The first request renders it from the session's replay and "
+              "seals it in the vault: until then the answer is 202 with the render's state and Retry-After",
+              params=[sid], produces="video/mp4", accepted=True),
+            R("GET", "/api/sessions/{id}/thumbnails", self.thumbnails,
+              "The RDP session's thumbnail strip: small JPEG frames (data: URLs) with their second in the video; "
+              "audited. Made with the video (202 while it renders)", params=[sid], accepted=True),
             R("GET", "/api/sessions/{id}/files/{sha256}", self.file_content,
               "A transferred file's content; audited", params=[
                   sid, Param("sha256", {"type": "string", "pattern": r"^[0-9a-f]{64}$"}, "", True, "path")],
@@ -496,9 +512,13 @@ class Api:
         if p.can("content"):  # command output is content even though it comes from the catalog
             self.store.log(p.name, "view-session", s["id"], "metadata, commands and output", ctx.ip)
         names = self._names(s["id"])
+        video = video_names(names) if s.get("protocol") == "rdp" else None
+        no_video = why_no_video(s) if s.get("protocol") == "rdp" else None
         s["replay"] = {
             "terminal": latest_version(names, "terminal.cast") is not None or bool(_parts(names)),
-            "video": any(n.endswith(".mp4") for n in names),
+            "video": video is not None and no_video is None,
+            "video_ready": video is not None and no_video is None and video.video in names,
+            "no_video": no_video,
         } if p.can("content") else None
         s["review"] = self.store.review(s["id"])
         s["comments"] = self.store.comments(s["id"])
@@ -547,14 +567,49 @@ class Api:
         return {"cast": w.cast.decode("utf-8", "replace"), "start": w.start, "end": w.end,
                 "duration": w.duration, "whole": w.whole, "view": view, "indexing": indexing}
 
-    def video(self, ctx: Ctx) -> Raw:
+    def video(self, ctx: Ctx) -> Raw | Accepted:
+        p, s, names = self._rdp_video(ctx)
+        pending = self._render(p, s, names, ctx.ip)
+        if pending is not None:
+            return pending
+        return Raw(self._read(p, s["id"], names.video, "video replay in the console"), "video/mp4")
+
+    def thumbnails(self, ctx: Ctx) -> dict[str, Any] | Accepted:
+        p, s, names = self._rdp_video(ctx)
+        pending = self._render(p, s, names, ctx.ip)
+        if pending is not None:
+            return pending
+        return json.loads(self._read(p, s["id"], names.thumbnails, "video thumbnails in the console"))
+
+    def _rdp_video(self, ctx: Ctx) -> tuple[Principal, dict[str, Any], VideoNames]:
         p = self._p(ctx)
         p.require("content")
         s = self._session(p, ctx.path["id"])
-        mp4 = sorted(n for n in self._names(s["id"]) if n.endswith(".mp4"))
-        if not mp4:
-            raise ApiError(404, f"session {s['id']} has no stored video (export one with sessiontap export --format mp4)")
-        return Raw(self._read(p, s["id"], mp4[-1], "video replay in the console"), "video/mp4")
+        sid = s["id"]
+        if s.get("protocol") != "rdp":
+            raise ApiError(404, f"session {sid} is a {s.get('protocol')} session: it has no video")
+        why = why_no_video(s)
+        if why:
+            raise ApiError(404, f"no video for session {sid}: {why}")
+        names = video_names(self._names(sid))
+        if names is None:
+            reason = (s.get("metadata") or {}).get("decrypt-reason") or s.get("decrypt_reason") or "not decrypted"
+            raise ApiError(404, f"session {sid} has no RDP replay to make a video from ({reason})")
+        return p, s, names
+
+    def _render(self, p: Principal, s: dict[str, Any], names: VideoNames, ip: str) -> Accepted | None:
+        """None when the video is sealed; else the state of its render (started if need be)."""
+        try:
+            job, new = self.renders.request(p.actor, s["id"], names, session_time_range(s))
+        except Busy:
+            raise ApiError(503, "too many videos are being rendered; retry in a minute", {"Retry-After": "30"}) from None
+        if job is None:
+            return None
+        if new:
+            self.store.log(p.name, "render-video", s["id"], names.replay, ip)
+        if job.state == "failed":
+            raise ApiError(422, f"the video could not be rendered: {job.error}")
+        return Accepted(job.view())
 
     def file_content(self, ctx: Ctx) -> Raw:
         p = self._p(ctx)
@@ -838,6 +893,10 @@ class Api:
                                                                      if r.produces == "application/json"
                                                                      else {"type": "string", "format": "binary"}}}}
             op["responses"] = {"200": ok, "400": err, "401": err, "403": err, "404": err}
+            if r.accepted:
+                op["responses"]["202"] = {"description": "being made: the render's state; ask again after Retry-After",
+                                          "content": {"application/json": {"schema": {"type": "object"}}}}
+                op["responses"]["422"] = err
             if not r.auth:
                 op["security"] = []
                 op["responses"]["429"] = err
@@ -858,4 +917,4 @@ class Api:
         }
 
 
-__all__ = ["Api", "ApiError", "Raw", "Stream", "Ctx", "Route", "Forbidden"]
+__all__ = ["Api", "ApiError", "Accepted", "Raw", "Stream", "Ctx", "Route", "Forbidden"]

@@ -47,6 +47,7 @@ class Console:
 
     def close(self) -> None:
         self.api.replays.stopping.set()
+        self.api.renders.close()
         self.server.shutdown()
         self.server.server_close()
         self.accounts.store.close()

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from appliance.console.access import Forbidden
-from appliance.console.api import Api, ApiError, Ctx, Raw, Stream
+from appliance.console.api import Accepted, Api, ApiError, Ctx, Raw, Stream
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "sessions.html", "/login": "login.html", "/admin": "admin.html"}
@@ -303,6 +303,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, result.data, result.content_type, headers)
         if isinstance(result, Stream):
             return self._stream(result)
+        if isinstance(result, Accepted):
+            return self._send_json(202, result.doc, {"Retry-After": str(result.retry_after)})
         self._send_json(200, result)
 
     def _cookie_header(self, value: str, max_age: int) -> str:

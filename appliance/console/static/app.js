@@ -289,10 +289,70 @@ function renderTimeline(s) {
   const tl = document.querySelector("#timeline tbody");
   const jumpable = s.replay && s.replay.terminal;
   const events = (s.events || []).slice().sort((a, b) => a.offset - b.offset);
+  const at = (e) => {
+    if (jumpable) return el("a", { href: `#t=${e.offset}`, text: e.offset.toFixed(1) });
+    if (VIDEO.shift !== null) return el("a", { href: "#", text: e.offset.toFixed(1), onclick: (ev) => {
+      ev.preventDefault(); seekVideo(e.offset - VIDEO.shift); } });
+    return el("span", { text: e.offset.toFixed(1) });
+  };
   tl.replaceChildren(...events.map((e) => el("tr", { class: e.severity !== "info" ? "sev-" + e.severity : "" },
-    el("td", {}, jumpable ? el("a", { href: `#t=${e.offset}`, text: e.offset.toFixed(1) }) : el("span", { text: e.offset.toFixed(1) })),
+    el("td", {}, at(e)),
     el("td", { text: e.kind }), el("td", { text: e.text }),
     el("td", {}, ...e.tags.map((t) => el("span", { class: "tag", text: t }))))));
+}
+
+// -- RDP video ------------------------------------------------------------------------------------
+// The first view of an RDP session renders its video on the appliance (202 until it is sealed).
+// The MP4 is fetched whole and played from a blob: one audited read per view, and seeking works
+// without range requests.
+const VIDEO = { shift: null };  // session second of the video's second 0
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+async function whenRendered(path, status) {
+  for (;;) {
+    const r = await fetch(path, { credentials: "same-origin" });
+    if (r.status !== 202) return r;
+    const st = await r.json();
+    status.textContent = st.state === "queued" ? "rendering video… (waiting for a free renderer)"
+      : `rendering video… ${Math.round(st.rendering_for || 0)} s`;
+    await sleep(1000 * Math.min(10, Number(r.headers.get("Retry-After")) || 2));
+  }
+}
+
+function seekVideo(t) {
+  const v = document.getElementById("video");
+  v.currentTime = Math.max(0, t);
+  for (const b of document.querySelectorAll("#thumbs button")) b.classList.toggle("current", Number(b.dataset.t) === t);
+  v.scrollIntoView({ block: "nearest" });
+}
+
+async function setupVideo(s) {
+  document.getElementById("video-box").hidden = false;
+  const status = document.getElementById("video-status");
+  if (!s.replay.video) { status.textContent = `No video for this session: ${s.replay.no_video}.`; return; }
+  status.textContent = s.replay.video_ready ? "loading video…" : "rendering video…";
+  const r = await whenRendered(`/api/sessions/${s.id}/video`, status);
+  if (!r.ok) {
+    const doc = await r.json().catch(() => ({}));
+    status.textContent = `No video: ${doc.error || r.statusText}`;
+    return;
+  }
+  const v = document.getElementById("video");
+  v.src = URL.createObjectURL(await r.blob());
+  v.hidden = false;
+  status.textContent = "";
+  const t = await whenRendered(`/api/sessions/${s.id}/thumbnails`, status);
+  if (!t.ok) return;
+  const strip = await t.json();
+  VIDEO.shift = strip.origin - Date.parse(s.start) / 1000;
+  const thumbs = document.getElementById("thumbs");
+  thumbs.replaceChildren(...strip.thumbnails.map((th) => el("li", {}, el("button", {
+    type: "button", "data-t": String(th.t), title: `video at ${th.t.toFixed(1)} s`, onclick: () => seekVideo(th.t) },
+  el("img", { src: th.image, alt: `screen at ${th.t.toFixed(1)} s`, width: String(strip.width), height: String(strip.height) }),
+  el("span", { text: `${th.t.toFixed(1)} s` })))));
+  thumbs.hidden = false;
+  renderTimeline(s);  // timeline rows now seek the video
 }
 
 function followLive(s) {
@@ -392,9 +452,8 @@ async function sessionPage() {
       el("td", { class: "mono", text: f.sha256 ? f.sha256.slice(0, 16) + "…" : "-" }),
       el("td", {}, f.stored ? el("a", { href: `/api/sessions/${s.id}/files/${f.sha256}`, text: "download" }) : el("span", { text: "" })))));
   }
-  if (s.replay && s.replay.video) {
-    document.getElementById("video-box").hidden = false;
-    document.getElementById("video").src = `/api/sessions/${s.id}/video`;
+  if (s.replay && (s.replay.video || s.replay.no_video)) {
+    setupVideo(s).catch((e) => { document.getElementById("video-status").textContent = `No video: ${e.message}`; });
   }
   if (s.replay && s.replay.terminal) await setupReplay(s);
   if (s.live) followLive(s);
