@@ -406,6 +406,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (`sessiontap show ID | head`): end quietly with status 1, as rich
+        # does when it meets this inside a print; stdout goes to /dev/null so the interpreter's
+        # final flush cannot complain either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except LookupError as e:
         return fail(str(e.args[0] if e.args else e))
     except FileNotFoundError as e:
@@ -415,8 +421,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(text if "nothing" in text else f"{text}; nothing already stored was changed")
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
