@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from console_harness import ROOT, T2, Running, import_captures
+from console_harness import RENDERED, ROOT, T2, UNRENDERABLE, Running, import_captures, import_rdp
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,16 @@ def t2_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def console(t2_home):
     r = Running(t2_home)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def rdp_console(tmp_path_factory):
+    """A console over two real RDP sessions: one whose video renders, one (RDPGFX) whose cannot."""
+    home = tmp_path_factory.mktemp("rdpvideo") / "home"
+    import_rdp(home, RENDERED, UNRENDERABLE)
+    r = Running(home)
     yield r
     r.close()
 

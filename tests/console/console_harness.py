@@ -16,6 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 T2 = ROOT / "pcaps" / "telnet" / "t2_failed_then_success.pcap"
+RDP = ROOT / "pcaps" / "rdp"
+RENDERED = "rdp-video.pcap"     # graphics PyRDP renders: a video
+UNRENDERABLE = "rdp-nla.pcap"   # RDPGFX: no video, and the session says why
 
 
 @dataclass
@@ -119,3 +122,21 @@ def import_captures(home: Path, *captures: Path) -> None:
     assert p.returncode == 0, p.stderr.decode()
 
 
+def import_rdp(home: Path, *names: str) -> None:
+    """Bundled RDP captures, each with the key its manifest names."""
+    manifest = json.loads((RDP / "manifest.json").read_text())
+    env = dict(os.environ, SESSIONTAP_HOME=str(home))
+    for name in names:
+        entry = manifest[name]
+        keys = ["--keys", str(RDP / entry["keys"])] if entry["keys"] else \
+               ["--rdp-server-key", str(RDP / entry["rdp_server_key"])]
+        p = subprocess.run([sys.executable, "-m", "appliance.cli", "import", "-q", str(RDP / name), *keys],
+                           capture_output=True, env=env, cwd=ROOT, timeout=300)
+        assert p.returncode == 0, p.stderr.decode()
+
+
+def session_from(client: Client, capture: str) -> dict:
+    """The one session imported from ``capture``, as the sessions list shows it."""
+    rows = client.call("GET", "/api/sessions?protocol=rdp").json()["sessions"]
+    [s] = [s for s in rows if (s["source"] or "").endswith(capture)]
+    return s

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console_harness import T2
+from console_harness import RENDERED, T2, UNRENDERABLE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -171,4 +171,43 @@ def test_admin_creates_a_user_in_the_page_who_then_signs_in_and_gets_a_new_role(
     assert c.call("GET", "/api/me").status == 401  # new rights: signed out, signs in again
     page.locator("#users tbody tr[data-user='tina'] button:has-text('Disable')").click()
     page.wait_for_selector("#users tbody tr[data-user='tina'] td:has-text('disabled')")
+    page.close()
+
+
+def test_auditor_opens_an_rdp_session_the_video_renders_plays_and_a_thumbnail_seeks_it(rdp_console, browser):
+    pytest.importorskip("PySide6", reason="optional video dependencies (PySide6-Essentials, av, qimage2ndarray)")
+    page = browser.new_page()
+    sign_in(page, rdp_console.url, rdp_console.user("rosa", "auditor"))
+    rows = page.evaluate("() => fetch('/api/sessions?protocol=rdp').then((r) => r.json())")["sessions"]
+    [s] = [r for r in rows if r["source"].endswith(RENDERED)]
+    page.goto(f"{rdp_console.url}/sessions/{s['id']}")
+    page.wait_for_function("() => window.stReady === true")
+    # nobody has opened it before: the console renders it now, and says so
+    page.wait_for_selector("#video-status:has-text('rendering video')")
+    page.wait_for_function("() => { const v = document.querySelector('#video');"
+                           " return !v.hidden && v.readyState >= 1 && v.duration > 0; }", timeout=300_000)
+    duration = page.evaluate("document.querySelector('#video').duration")
+    assert s["duration"] - 2 < duration <= s["duration"] + 0.5, (duration, s["duration"])
+    page.wait_for_selector("#thumbs button img")
+    buttons = page.locator("#thumbs button")
+    assert buttons.count() >= 2
+    assert page.evaluate("[...document.querySelectorAll('#thumbs img')].every((i) => i.complete && i.naturalWidth === 160)")
+    target = buttons.nth(1)
+    t = float(target.get_attribute("data-t"))
+    assert t > 0
+    target.click()
+    page.wait_for_function(f"() => Math.abs(document.querySelector('#video').currentTime - {t}) < 0.01")
+    assert "current" in target.get_attribute("class")
+    # the timeline's typed lines seek the same video, at the session second they happened
+    row = page.locator("#timeline tbody tr:has-text('touch video') a").first
+    offset = float(row.text_content())
+    row.click()
+    page.wait_for_function(f"() => Math.abs(document.querySelector('#video').currentTime - {t}) > 0.01")
+    at = page.evaluate("document.querySelector('#video').currentTime")
+    assert 0 <= offset - at < 2, (offset, at)
+
+    [gfx] = [r for r in rows if r["source"].endswith(UNRENDERABLE)]
+    page.goto(f"{rdp_console.url}/sessions/{gfx['id']}")
+    page.wait_for_selector("#video-status:has-text('RDPGFX')")
+    assert page.locator("#video").is_hidden()
     page.close()

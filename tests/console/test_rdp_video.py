@@ -7,46 +7,11 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from console_harness import ROOT, Running
-
-RDP = ROOT / "pcaps" / "rdp"
-MANIFEST = json.loads((RDP / "manifest.json").read_text())
-RENDERED = "rdp-video.pcap"
-UNRENDERABLE = "rdp-nla.pcap"
-
-
-def _import(home, name: str) -> None:
-    entry = MANIFEST[name]
-    keys = ["--keys", str(RDP / entry["keys"])] if entry["keys"] else \
-           ["--rdp-server-key", str(RDP / entry["rdp_server_key"])]
-    p = subprocess.run([sys.executable, "-m", "appliance.cli", "import", "-q", str(RDP / name), *keys],
-                       capture_output=True, env=dict(os.environ, SESSIONTAP_HOME=str(home)), cwd=ROOT, timeout=300)
-    assert p.returncode == 0, p.stderr.decode()
-
-
-@pytest.fixture(scope="module")
-def rdp_console(tmp_path_factory):
-    home = tmp_path_factory.mktemp("rdpvideo") / "home"
-    for name in (RENDERED, UNRENDERABLE):
-        _import(home, name)
-    r = Running(home)
-    yield r
-    r.close()
-
-
-def session_of(client, name: str) -> dict:
-    rows = client.call("GET", "/api/sessions?protocol=rdp").json()["sessions"]
-    [s] = [s for s in rows if (s["source"] or "").endswith(name)]
-    return s
-
+from console_harness import RENDERED, UNRENDERABLE, session_from
 
 def wait_rendered(client, path: str, timeout: float = 300) -> "object":
     deadline = time.monotonic() + timeout
@@ -71,7 +36,7 @@ def test_the_first_view_renders_the_video_seals_it_and_later_views_read_it(rdp_c
     pytest.importorskip("PySide6", reason="optional video dependencies (PySide6-Essentials, av, qimage2ndarray)")
     c = rdp_console.client()
     assert c.sign_in(rdp_console.user("walt", "auditor")).status == 200
-    s = session_of(c, RENDERED)
+    s = session_from(c, RENDERED)
     sid = s["id"]
     detail = c.call("GET", f"/api/sessions/{sid}").json()
     assert detail["replay"] == {"terminal": False, "video": True, "video_ready": False, "no_video": None}
@@ -120,7 +85,7 @@ def test_the_first_view_renders_the_video_seals_it_and_later_views_read_it(rdp_c
 def test_analysts_and_other_zones_get_no_video(rdp_console):
     a = rdp_console.client()
     assert a.sign_in(rdp_console.user("ann", "analyst")).status == 200
-    sid = session_of(a, RENDERED)["id"]
+    sid = session_from(a, RENDERED)["id"]
     assert a.call("GET", f"/api/sessions/{sid}").json()["replay"] is None
     for what in ("video", "thumbnails"):
         assert a.call("GET", f"/api/sessions/{sid}/{what}").status == 403
@@ -137,7 +102,7 @@ def test_analysts_and_other_zones_get_no_video(rdp_console):
 def test_a_session_pyrdp_cannot_render_says_why(rdp_console):
     c = rdp_console.client()
     assert c.sign_in(rdp_console.user("nina", "auditor")).status == 200
-    s = session_of(c, UNRENDERABLE)
+    s = session_from(c, UNRENDERABLE)
     replay = c.call("GET", f"/api/sessions/{s['id']}").json()["replay"]
     assert replay["video"] is False and "RDPGFX" in replay["no_video"]
     for what in ("video", "thumbnails"):
