@@ -26,10 +26,11 @@ from appliance.console.access import ALL_ZONES, ROLES, Forbidden, Principal, che
 from appliance.console.auth import Accounts, AuthError, check_name
 from appliance.console.replay import Replays
 from appliance.console.videos import Busy, Renders
-from appliance.rdp_video import VideoNames, session_time_range, video_names, why_no_video
-from reconstruct.seek import CastError, whole
 from appliance.console.store import ConsoleStore
 from appliance.home import Home
+from appliance.rdp_video import VideoNames, session_time_range, video_names, why_no_video
+from reconstruct.activity import MAX_BINS, activity
+from reconstruct.seek import CastError, whole
 from storage.catalog import Catalog, SessionFilter, parse_time
 from storage.recordings import latest_version
 
@@ -351,6 +352,13 @@ class Api:
               params=[sid, Param("t", {"type": "number", "minimum": 0, "maximum": 1e9}, "recording second"),
                       Param("view", {"type": "string", "pattern": r"^[A-Za-z0-9_-]{16,64}$"},
                             "the view id a previous window of this session returned")]),
+            R("GET", "/api/sessions/{id}/activity", self.activity,
+              "The terminal recording's activity strip: keystrokes, output characters and tagged events in "
+              "equal slices of its length, for a heatmap beside the player; read in the same view as the "
+              "replay windows (audited once per view)",
+              params=[sid, Param("bins", {"type": "integer", "minimum": 1, "maximum": MAX_BINS}, "slices (200)"),
+                      Param("view", {"type": "string", "pattern": r"^[A-Za-z0-9_-]{16,64}$"},
+                            "the view id a window of this session returned")]),
             R("GET", "/api/sessions/{id}/video", self.video,
               "The RDP session's video (MP4), audited. The first request renders it from the session's replay and "
               "seals it in the vault: until then the answer is 202 with the render's state and Retry-After",
@@ -566,6 +574,21 @@ class Api:
                 raise ApiError(422, f"the stored recording cannot be replayed: {e}") from None
         return {"cast": w.cast.decode("utf-8", "replace"), "start": w.start, "end": w.end,
                 "duration": w.duration, "whole": w.whole, "view": view, "indexing": indexing}
+
+    def activity(self, ctx: Ctx) -> dict[str, Any]:
+        p = self._p(ctx)
+        p.require("content")
+        s = self._session(p, ctx.path["id"])
+        bins = ctx.query.get("bins", 200)
+        name = latest_version(self._names(s["id"]), "terminal.cast")
+        try:
+            if name is None:  # a session in progress: its checkpoint parts, whole
+                a, view = activity(self.recording(ctx).data, bins), None
+            else:
+                a, view = self.replays.activity(p.actor, p.name, s["id"], name, ctx.query.get("view"), bins)
+        except CastError as e:
+            raise ApiError(422, f"the stored recording cannot be read: {e}") from None
+        return {**a.to_json(), "view": view}
 
     def video(self, ctx: Ctx) -> Raw | Accepted:
         p, s, names = self._rdp_video(ctx)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconstruct import seek
+from reconstruct.activity import Activity, activity
 from reconstruct.seek import index_name
 from storage.recordings import latest_version, next_version
 
@@ -73,17 +74,30 @@ class Replays:
                view: str | None) -> tuple[seek.Window, str, bool]:
         """The window at second ``t``; returns it, the view id to send back, and whether the
         recording is being indexed (served whole meanwhile)."""
-        v = self._take_view(view, user, sid, cast_name)
-        if v is None:
-            v = self._open(actor, user, sid, cast_name)
-            view = secrets.token_urlsafe(18)
-            self._keep(view, v)
-        elif v.index is None and len(v.cast) > seek.WHOLE_LIMIT:
+        v, view, opened = self._view(actor, user, sid, cast_name, view)
+        if not opened and v.index is None and len(v.cast) > seek.WHOLE_LIMIT:
             v.index = self._cached_index(sid, cast_name)  # built in the background since
-        assert view is not None
         if v.index is None:
             return seek.whole(v.cast), view, len(v.cast) > seek.WHOLE_LIMIT
         return seek.window(v.cast, v.index, t), view, False
+
+    def activity(self, actor: str, user: str, sid: str, cast_name: str, view: str | None,
+                 bins: int) -> tuple[Activity, str]:
+        """The recording's activity strip, from the plaintext of the same view as the windows (no
+        further vault read or audit entry when ``view`` is this user's view of it)."""
+        v, view, _opened = self._view(actor, user, sid, cast_name, view)
+        return activity(v.cast, bins), view
+
+    def _view(self, actor: str, user: str, sid: str, cast_name: str,
+              view: str | None) -> tuple[_View, str, bool]:
+        """The user's view ``view`` of the recording, or a new one (one audited read)."""
+        v = self._take_view(view, user, sid, cast_name)
+        if v is not None and view is not None:
+            return v, view, False
+        v = self._open(actor, user, sid, cast_name)
+        view = secrets.token_urlsafe(18)
+        self._keep(view, v)
+        return v, view, True
 
     def _open(self, actor: str, user: str, sid: str, cast_name: str) -> _View:
         """A new view: the recording, and its seek index when it has one, in one audited read."""

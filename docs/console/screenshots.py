@@ -57,12 +57,14 @@ def main(argv: list[str]) -> int:
         rdp = page.locator("#sessions tbody tr a").last
         rdp.click()
         page.wait_for_function("() => window.stReady === true")
-        page.screenshot(path=str(OUT / "rdp-timeline.png"))
         page.wait_for_selector("#thumbs button img", timeout=300_000)  # the first view renders the video
         page.locator("#thumbs button").nth(1).click()
         page.locator("#video-box").scroll_into_view_if_needed()
         time.sleep(1)
         page.screenshot(path=str(OUT / "rdp-video.png"))
+        page.locator("#timeline").scroll_into_view_if_needed()
+        time.sleep(0.5)
+        page.screenshot(path=str(OUT / "rdp-timeline.png"))
         page.click("#sign-out")
         page.wait_for_selector("#login-form")
         sign_in(page, url, admin, dpw, dsec, 1)

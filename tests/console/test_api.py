@@ -100,7 +100,7 @@ def test_analyst_sees_metadata_and_events_but_no_recording_output_or_export(cons
     assert [x["text"] for x in s["commands"]][4] == "fwupdate -i /tmp/st-fw.bin"
     assert all("output" not in x for x in s["commands"])
     assert s["replay"] is None
-    for path in ("recording", "export?format=asciicast", "export?format=json", "export?format=evidence"):
+    for path in ("recording", "activity", "export?format=asciicast", "export?format=json", "export?format=evidence"):
         r = c.call("GET", f"/api/sessions/{t2_session_id}/{path}")
         assert r.status == 403, path
     assert c.call("POST", f"/api/sessions/{t2_session_id}/review", {"reviewed": True}).status == 403
@@ -147,6 +147,32 @@ def test_auditor_replay_and_exports_are_in_the_vault_trail_under_their_name(cons
     assert ("export", "evidence bundle from the console") in mine
 
 
+def test_activity_strip_shows_where_keys_output_and_tags_are_in_the_same_audited_view(console, t2_session_id):
+    u = console.user("fiona", "auditor")
+    c = console.client()
+    assert c.sign_in(u).status == 200
+    w = c.call("GET", f"/api/sessions/{t2_session_id}/replay?t=0").json()
+    a = c.call("GET", f"/api/sessions/{t2_session_id}/activity?bins=50&view={w['view']}").json()
+    assert a["view"] == w["view"] and len(a["input"]) == len(a["output"]) == len(a["markers"]) == 50
+    events = [json.loads(line) for line in w["cast"].splitlines()[1:]]
+    assert a["duration"] == pytest.approx(max(e[0] for e in events))
+    assert sum(a["input"]) == sum(1 for e in events if e[1] == "i") > 0
+    # the firmware-upgrade marker sits in the slice of its second
+    fw = next(e[0] for e in events if e[1] == "m" and e[2].startswith("firmware-upgrade"))
+    assert a["markers"][min(int(fw / a["bin_seconds"]), 49)] >= 1
+    # the strip came from the view's plaintext: still one vault read for this auditor
+    admin = console.user("gwen", "admin")
+    g = console.client()
+    assert g.sign_in(admin).status == 200
+    reads = [e for e in g.call("GET", "/api/audit?limit=1000").json()["vault"]
+             if e["actor"] == "console:fiona" and e["purpose"] == "replay in the console"]
+    assert len(reads) == 1
+    # without a view it is one new audited read, and bad bins are a 400 with a reason
+    assert c.call("GET", f"/api/sessions/{t2_session_id}/activity").json()["view"] != w["view"]
+    bad = c.call("GET", f"/api/sessions/{t2_session_id}/activity?bins=0")
+    assert bad.status == 400 and "bins" in bad.json()["error"]
+
+
 def test_evidence_bundle_from_the_console_verifies_with_its_own_script(console, t2_session_id, tmp_path):
     u = console.user("heidi", "auditor")
     c = console.client()
@@ -175,7 +201,7 @@ def test_an_auditor_of_another_zone_cannot_see_the_session_even_by_id(console, t
     assert j.sign_in(judy).status == 200 and k.sign_in(ken).status == 200
     assert k.call("GET", "/api/sessions").json()["total"] == 1
     assert j.call("GET", "/api/sessions").json() == {"total": 0, "sessions": []}
-    for path in ("", "/recording", "/export?format=json", "/export?format=evidence"):
+    for path in ("", "/recording", "/activity", "/export?format=json", "/export?format=evidence"):
         r = j.call("GET", f"/api/sessions/{t2_session_id}{path}")
         assert r.status == 404, path  # not 403: the id alone must not confirm the session exists
     assert j.call("POST", f"/api/sessions/{t2_session_id}/review", {"reviewed": True}).status == 404

@@ -175,6 +175,34 @@ def test_admin_creates_a_user_in_the_page_who_then_signs_in_and_gets_a_new_role(
     page.close()
 
 
+def test_activity_strip_under_the_player_shows_the_tagged_moments_and_a_click_jumps_there(console, browser,
+                                                                                        t2_session_id):
+    page = browser.new_page()
+    sign_in(page, console.url, console.user("ulla", "auditor"))
+    page.goto(f"{console.url}/sessions/{t2_session_id}")
+    page.wait_for_function("() => window.stReady === true && window.stActivity")
+    a = page.evaluate("() => window.stActivity")
+    n = len(a["markers"])
+    tagged = [i for i, m in enumerate(a["markers"]) if m]
+    assert tagged and sum(a["input"]) > 0
+    # the commands' tags are drawn where they happened: red at the top of those slices only
+    box = page.locator("#activity").bounding_box()
+    red = page.evaluate("""() => { const c = document.getElementById('activity');
+        const d = c.getContext('2d').getImageData(0, 2, c.width, 1).data, xs = [];
+        for (let x = 0; x < c.width; x++) if (d[4 * x] > 200 && d[4 * x + 1] < 80) xs.push(x);
+        return [c.width, xs]; }""")
+    width, xs = red
+    assert xs and all(int(x * n / width) in tagged or int((x + 1) * n / width) in tagged for x in xs)
+    # a click on the last tagged slice moves the player there, and its screen shows that moment
+    i = tagged[-1]
+    page.mouse.click(box["x"] + (i + 0.5) * box["width"] / n, box["y"] + box["height"] / 2)
+    want = (i + 0.5) * a["bin_seconds"]
+    page.wait_for_function(f"() => Math.abs(window.stRecordingTime() - {want}) < {a['bin_seconds']}")
+    # (the slice of `rm -rf`, the last tagged command: the one before it is on the screen by then)
+    page.wait_for_function("() => document.querySelector('#player').innerText.includes('sudo -n true')")
+    page.close()
+
+
 def test_auditor_opens_an_rdp_session_the_video_renders_plays_and_a_thumbnail_seeks_it(rdp_console, browser):
     pytest.importorskip("PySide6", reason="optional video dependencies (PySide6-Essentials, av, qimage2ndarray)")
     page = browser.new_page()

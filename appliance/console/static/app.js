@@ -240,6 +240,48 @@ function hashTime() {
   return m ? parseFloat(m[1]) : 0;
 }
 
+// The activity strip (GET /api/sessions/{id}/activity, in the player's view): where in the whole
+// recording the user typed, the screen moved and tagged actions happened; a click jumps there.
+const ACTIVITY = { data: null };
+
+function drawActivity(now) {
+  const a = ACTIVITY.data, c = document.getElementById("activity");
+  if (!a || c.hidden) return;
+  const w = c.width = c.clientWidth || 600, h = c.height, n = a.output.length;
+  const g = c.getContext("2d");
+  const top = (xs) => Math.log1p(Math.max(1, ...xs));
+  const outTop = top(a.output), inTop = top(a.input);
+  g.clearRect(0, 0, w, h);
+  for (let i = 0; i < n; i++) {
+    const x = Math.floor(i * w / n), bw = Math.max(1, Math.floor((i + 1) * w / n) - x);
+    const o = Math.log1p(a.output[i]) / outTop, k = Math.log1p(a.input[i]) / inTop;
+    if (o > 0) { g.fillStyle = `rgba(37, 99, 235, ${0.15 + 0.85 * o})`; g.fillRect(x, h * (1 - o) * 0.6, bw, h); }
+    if (k > 0) { g.fillStyle = "#1f2937"; g.fillRect(x, h - 6 * k - 1, bw, 6 * k + 1); }
+    if (a.markers[i]) { g.fillStyle = "#dc2626"; g.fillRect(x, 0, Math.max(2, bw), 7); }
+  }
+  if (now !== undefined && a.duration > 0) {
+    g.fillStyle = "#111"; g.fillRect(Math.min(w - 2, Math.floor(now / a.duration * w)), 0, 2, h);
+  }
+}
+
+async function setupActivity(s) {
+  const c = document.getElementById("activity");
+  const q = new URLSearchParams({ bins: "240" });
+  if (REPLAY.win && REPLAY.win.view) q.set("view", REPLAY.win.view);
+  try {
+    ACTIVITY.data = await api("GET", `/api/sessions/${encodeURIComponent(s.id)}/activity?${q}`);
+  } catch (e) { return; }  // a recording that cannot be read says so in the player already
+  window.stActivity = ACTIVITY.data;
+  c.hidden = false;
+  c.addEventListener("click", (ev) => {
+    const r = c.getBoundingClientRect(), t = (ev.clientX - r.left) / r.width * ACTIVITY.data.duration;
+    history.replaceState(null, "", `#t=${t.toFixed(2)}`);
+    jump(t);
+  });
+  window.addEventListener("resize", () => drawActivity());
+  drawActivity(0);
+}
+
 function renderCommands(s) {
   document.getElementById("commands").replaceChildren(...s.commands.map((c) => el("li", {},
     el("a", { href: `#t=${c.offset}`, "data-offset": String(c.offset), text: `+${c.offset.toFixed(1)}s  ${c.text}`,
@@ -268,6 +310,7 @@ async function setupReplay(s) {
   makePlayer(t0);
   await jump(t0);
   renderCommands(s);
+  setupActivity(s);
   document.getElementById("speed").addEventListener("change", (ev) => {
     const t = window.stRecordingTime(); REPLAY.speed = parseFloat(ev.target.value); makePlayer(t); jump(t);
   });
@@ -279,6 +322,7 @@ async function setupReplay(s) {
     const t = window.stRecordingTime();
     const total = REPLAY.win && !REPLAY.win.whole ? ` of ${REPLAY.win.duration.toFixed(0)} s` : "";
     document.getElementById("player-time").textContent = `at ${t.toFixed(1)} s${total} of the recording`;
+    drawActivity(t);
     // moved outside the window with the player's own progress bar: fetch the window there
     if (REPLAY.ready && !inWindow(t) && !REPLAY.loading) REPLAY.loading = jump(t).finally(() => { REPLAY.loading = null; });
   }, 500);
