@@ -50,6 +50,6 @@ def test_auditor_downloads_the_copied_file_and_the_read_is_audited(scp_console):
     assert analyst.sign_in(console.user("xena", "analyst")).status == 200
     assert analyst.call("GET", f"/api/sessions/{s['id']}/files/{expect['sha256']}").status == 403
     assert analyst.call("GET", f"/api/sessions/{s['id']}").json()["files"][0]["stored"] is None
-    # videos are RDP's (tests/console/test_rdp_video.py): an SSH session has none, and says so
+    # videos are RDP's (tests/console/test_video_renders.py): an SSH session has none, and says so
     assert detail["replay"]["video"] is False
     assert c.call("GET", f"/api/sessions/{s['id']}/video").status == 404
