@@ -62,6 +62,9 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=1600)
     ap.add_argument("--jobs", type=int, default=0, help="sessiontap import --jobs (0: one per core)")
     args = ap.parse_args()
+    missing = [t for t in ("tshark", "capinfos", "tcpflow") if shutil.which(t) is None]
+    if missing:  # said before the long runs, not after them
+        raise SystemExit(f"missing {', '.join(missing)}: apt-get install tshark tcpflow")
     pcap = ensure_mix(args)
     size = pcap.stat().st_size
     with open(pcap, "rb") as f:  # warm the page cache so no tool pays for the first read
@@ -76,6 +79,8 @@ def main() -> int:
     st_secs, st_rss, st_out = run(cmd, env=env, cwd=str(ROOT))
     sessions = sum(1 for line in st_out.splitlines() if line.startswith("{"))
     shutil.rmtree(home, ignore_errors=True)
+    print(f"sessiontap import: {st_secs:.2f} s, peak RSS {st_rss:.0f} MB, {sessions} sessions "
+          "(tshark and tcpflow next)", file=sys.stderr, flush=True)
 
     ts_secs, ts_rss, ts_out = run(["tshark", "-q", "-z", "conv,tcp", "-r", str(pcap)])
     packets = 0
