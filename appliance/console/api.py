@@ -370,9 +370,12 @@ class Api:
               "A transferred file's content; audited", params=[
                   sid, Param("sha256", {"type": "string", "pattern": r"^[0-9a-f]{64}$"}, "", True, "path")],
               produces="application/octet-stream"),
-            R("GET", "/api/sessions/{id}/export", self.export, "Export: asciicast, JSON, or an evidence bundle (zip); audited",
-              params=[sid, Param("format", {"type": "string", "enum": ["asciicast", "json", "evidence"]}, "", True)],
-              produces="application/octet-stream"),
+            R("GET", "/api/sessions/{id}/export", self.export,
+              "Export: asciicast, JSON, an evidence bundle (zip), or an RDP session's video (mp4: 202 while it "
+              "renders, as /video); audited",
+              params=[sid, Param("format", {"type": "string", "enum": ["asciicast", "json", "evidence", "mp4"]}, "",
+                                 True)],
+              produces="application/octet-stream", accepted=True),
             R("POST", "/api/sessions/{id}/review", self.review, "Mark (or unmark) a session reviewed",
               params=[sid], body={"type": "object", "required": ["reviewed"], "additionalProperties": False,
                                   "properties": {"reviewed": {"type": "boolean"}}}),
@@ -645,9 +648,16 @@ class Api:
         name = os.path.basename(f["path"].rstrip("/")) or f["sha256"]
         return Raw(data, "application/octet-stream", name)
 
-    def export(self, ctx: Ctx) -> Raw:
+    def export(self, ctx: Ctx) -> Raw | Accepted:
         p = self._p(ctx)
         p.require("export")
+        if ctx.query["format"] == "mp4":
+            p, s, vnames = self._rdp_video(ctx)
+            pending = self._render(p, s, vnames, ctx.ip)
+            if pending is not None:
+                return pending
+            return Raw(self._read(p, s["id"], vnames.video, "export MP4 from the console"), "video/mp4",
+                       f"{s['id']}.mp4")
         s = self._session(p, ctx.path["id"])
         sid, fmt = s["id"], ctx.query["format"]
         names = self._names(sid)

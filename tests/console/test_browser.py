@@ -234,9 +234,14 @@ def test_auditor_opens_an_rdp_session_the_video_renders_plays_and_a_thumbnail_se
     page.wait_for_function(f"() => Math.abs(document.querySelector('#video').currentTime - {t}) > 0.01")
     at = page.evaluate("document.querySelector('#video').currentTime")
     assert 0 <= offset - at < 2, (offset, at)
+    # the export line offers the video as a download
+    with page.expect_download() as d:
+        page.click("#export-mp4")
+    assert d.value.suggested_filename == f"{s['id']}.mp4"
+    assert Path(d.value.path()).read_bytes()[4:8] == b"ftyp"
 
     [gfx] = [r for r in rows if r["source"].endswith(UNRENDERABLE)]
     page.goto(f"{rdp_console.url}/sessions/{gfx['id']}")
     page.wait_for_selector("#video-status:has-text('RDPGFX')")
-    assert page.locator("#video").is_hidden()
+    assert page.locator("#video").is_hidden() and page.locator("#export-mp4").is_hidden()
     page.close()

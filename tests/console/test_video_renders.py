@@ -13,6 +13,7 @@ import pytest
 
 from console_harness import RENDERED, UNRENDERABLE, session_from
 
+
 def wait_rendered(client, path: str, timeout: float = 300) -> "object":
     deadline = time.monotonic() + timeout
     while True:
@@ -80,6 +81,11 @@ def test_the_first_view_renders_the_video_seals_it_and_later_views_read_it(rdp_c
     assert other.call("GET", f"/api/sessions/{sid}/video").body == video.body
     assert time.monotonic() - t0 < took
     assert sum(e["purpose"] == "render video in the console" for e in vault.audit_entries()) == 1
+    # the export link hands over the same sealed video as a download, in the trail as an export
+    e = other.call("GET", f"/api/sessions/{sid}/export?format=mp4")
+    assert e.status == 200 and e.body == video.body and f"{sid}.mp4" in e.headers["Content-Disposition"]
+    assert any(x["actor"] == "console:vera" and x["purpose"] == "export MP4 from the console"
+               for x in vault.audit_entries())
 
 
 def test_analysts_and_other_zones_get_no_video(rdp_console):
@@ -87,13 +93,13 @@ def test_analysts_and_other_zones_get_no_video(rdp_console):
     assert a.sign_in(rdp_console.user("ann", "analyst")).status == 200
     sid = session_from(a, RENDERED)["id"]
     assert a.call("GET", f"/api/sessions/{sid}").json()["replay"] is None
-    for what in ("video", "thumbnails"):
+    for what in ("video", "thumbnails", "export?format=mp4"):
         assert a.call("GET", f"/api/sessions/{sid}/{what}").status == 403
 
     rdp_console.accounts.store.set_zone("elsewhere", ["192.0.2.0/24"])
     o = rdp_console.client()
     assert o.sign_in(rdp_console.user("otto", "auditor", ["elsewhere"])).status == 200
-    for what in ("video", "thumbnails"):
+    for what in ("video", "thumbnails", "export?format=mp4"):
         assert o.call("GET", f"/api/sessions/{sid}/{what}").status == 404
     readers = {e["actor"] for e in rdp_console.accounts.vault.audit_entries() if e["target"].startswith(sid)}
     assert not {"console:ann", "console:otto"} & readers
@@ -105,7 +111,7 @@ def test_a_session_pyrdp_cannot_render_says_why(rdp_console):
     s = session_from(c, UNRENDERABLE)
     replay = c.call("GET", f"/api/sessions/{s['id']}").json()["replay"]
     assert replay["video"] is False and "RDPGFX" in replay["no_video"]
-    for what in ("video", "thumbnails"):
+    for what in ("video", "thumbnails", "export?format=mp4"):
         a = c.call("GET", f"/api/sessions/{s['id']}/{what}")
         assert a.status == 404 and "RDPGFX" in a.json()["error"]
     assert not any(n.endswith(".mp4") for n in rdp_console.accounts.vault.names(s["id"]))

@@ -386,6 +386,10 @@ async function setupVideo(s) {
   v.src = URL.createObjectURL(await r.blob());
   v.hidden = false;
   status.textContent = "";
+  if (can("export")) {  // rendered and sealed: the export is one more audited read of it
+    document.getElementById("export-mp4").href = `/api/sessions/${s.id}/export?format=mp4`;
+    document.getElementById("export-mp4-box").hidden = false;
+  }
   const t = await whenRendered(`/api/sessions/${s.id}/thumbnails`, status);
   if (!t.ok) return;
   const strip = await t.json();
