@@ -3,6 +3,7 @@ sensor (`sessiontap sensor --pcap -`) is fed the t2 capture in two halves with a
 between, as a mirror port would deliver it, while an auditor watches the sessions page."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,11 @@ def test_a_session_in_progress_appears_live_and_completes_without_reload(browser
         # what has been recorded so far already replays (the sensor's checkpoint parts, audited)
         cast = page.evaluate(f"() => fetch('/api/sessions/{sid}/recording').then(r => r.text())")
         assert cast.startswith('{"version": 2') and "tndemo" in cast
+        # and its activity strip is made from those parts
+        act = page.evaluate(f"() => fetch('/api/sessions/{sid}/activity?bins=20').then(r => r.json())")
+        keys = sum(1 for line in cast.splitlines()[1:] if line and json.loads(line)[1] == "i")
+        assert len(act["input"]) == 20 and act["duration"] > 0 and act["view"] is None
+        assert keys <= sum(act["input"])  # the parts may have grown by a checkpoint since
         watch = browser.new_page()
         watch.goto(f"{console.url}/sessions/{sid}")
         watch.wait_for_function("() => window.stReady === true")
