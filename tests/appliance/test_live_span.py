@@ -97,6 +97,10 @@ listen = "127.0.0.1:{metrics_port}"
             and st["counters"]["sessions_active"] == 0 and not st["sessions"]), timeout=60)
         wait_for("the last checkpoint", lambda: len(json_lines(live_home, "sessions", "--json")) == EXPECTED_SESSIONS
                  and all(s["status"] != "live" for s in json_lines(live_home, "sessions", "--json")))
+        # the sensor processes report their counters with their status, every second or so: wait
+        # until every frame sent is counted (a lost one fails the wait, and the metrics test below)
+        sent = int(replayed.split("Actual: ")[1].split()[0])
+        wait_for("every frame sent to be counted", lambda: sensor.status()["counters"]["packets"] >= sent, timeout=30)
         final_status = sensor.status()
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
         health = run(live_home, "health", check=False)
@@ -168,10 +172,11 @@ def test_metrics_and_health_report_a_complete_capture(scenario):
     m = scenario["metrics"]
     sent = int(scenario["replayed"].split("Actual: ")[1].split()[0])
     packets = float(next(l for l in m.splitlines() if l.startswith("sessiontap_packets_total ")).split()[1])
-    assert packets == sent                      # every frame tcpreplay sent was captured (all on admin ports)
-    assert 'sessiontap_drops_total{stage="kernel"} 0' in m
-    assert 'sessiontap_drops_total{stage="sensor"} 0' in m
-    assert 'sessiontap_sessions_total{protocol="telnet"} 5' in m
+    why = (m, scenario["log"][-3000:])
+    assert packets == sent, why                 # every frame tcpreplay sent was captured (all on admin ports)
+    assert 'sessiontap_drops_total{stage="kernel"} 0' in m, why
+    assert 'sessiontap_drops_total{stage="sensor"} 0' in m, why
+    assert 'sessiontap_sessions_total{protocol="telnet"} 5' in m, why
     assert "sessiontap_disk_free_bytes" in m
     assert scenario["health"].returncode == 0, scenario["health"].stdout.decode()
     assert "drops: kernel 0, sensor 0" in scenario["health"].stdout.decode()
