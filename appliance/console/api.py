@@ -594,18 +594,21 @@ class Api:
         return {**a.to_json(), "view": view}
 
     def video(self, ctx: Ctx) -> Raw | Accepted:
-        p, s, names = self._rdp_video(ctx)
-        pending = self._render(p, s, names, ctx.ip)
-        if pending is not None:
-            return pending
-        return Raw(self._read(p, s["id"], names.video, "video replay in the console"), "video/mp4")
+        got = self._rendered(ctx, "video", "video replay in the console")
+        return got if isinstance(got, Accepted) else Raw(got[0], "video/mp4")
 
     def thumbnails(self, ctx: Ctx) -> dict[str, Any] | Accepted:
+        got = self._rendered(ctx, "thumbnails", "video thumbnails in the console")
+        return got if isinstance(got, Accepted) else json.loads(got[0])
+
+    def _rendered(self, ctx: Ctx, part: str, purpose: str) -> tuple[bytes, str] | Accepted:
+        """One part (``video``, ``thumbnails``) of the RDP session's sealed render and the session
+        id, read for ``purpose``; the render's state (202) while it is being made."""
         p, s, names = self._rdp_video(ctx)
         pending = self._render(p, s, names, ctx.ip)
         if pending is not None:
             return pending
-        return json.loads(self._read(p, s["id"], names.thumbnails, "video thumbnails in the console"))
+        return self._read(p, s["id"], getattr(names, part), purpose), s["id"]
 
     def _rdp_video(self, ctx: Ctx) -> tuple[Principal, dict[str, Any], VideoNames]:
         p = self._p(ctx)
@@ -652,12 +655,8 @@ class Api:
         p = self._p(ctx)
         p.require("export")
         if ctx.query["format"] == "mp4":
-            p, s, vnames = self._rdp_video(ctx)
-            pending = self._render(p, s, vnames, ctx.ip)
-            if pending is not None:
-                return pending
-            return Raw(self._read(p, s["id"], vnames.video, "export MP4 from the console"), "video/mp4",
-                       f"{s['id']}.mp4")
+            got = self._rendered(ctx, "video", "export MP4 from the console")
+            return got if isinstance(got, Accepted) else Raw(got[0], "video/mp4", f"{got[1]}.mp4")
         s = self._session(p, ctx.path["id"])
         sid, fmt = s["id"], ctx.query["format"]
         names = self._names(sid)
